@@ -1,0 +1,63 @@
+# The command surface of CONTRACTS.md section 1. `make help` lists it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
+
+.PHONY: help setup run test lint format bench lock clean
+help:
+	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
+	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
+	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB)"
+	@echo "make lint    ruff and sqlfluff"
+	@echo "make bench   [SCALE=S] the benchmark; prints a table"
+
+setup: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.lock $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	@# The project's own code, importable from the venv without a build step.
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'crm_pipeline.pth').write_text('$(CURDIR)/plugins\n')"
+	touch $@
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1)
+	@test -f $@ && touch $@
+
+run: setup
+	$(PY) -m crm_pipeline.run $(if $(DATE),--date $(DATE))
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check plugins dags tests
+	$(VENV)/bin/ruff format --check plugins dags tests
+	$(VENV)/bin/sqlfluff lint dbt_project/models dbt_project/macros --disable-progress-bar
+
+format: setup
+	$(VENV)/bin/ruff format plugins dags tests
+	$(VENV)/bin/ruff check --fix plugins dags tests
+
+bench: setup
+	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S)
+
+# Re-resolve the pinned stack from requirements.in (needs the package index).
+lock: $(VENV)/bin/python
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf data airflow_home dbt_project/target dbt_project/logs

@@ -1,0 +1,63 @@
+"""
+# crm_transform
+
+Builds the marts for one as-of day with dbt (`dbt seed`, then `dbt build`:
+staging, intermediate and marts with their data and unit tests). A failing
+dbt test fails the run without retries: it is a data problem, not a
+transient one.
+
+Scheduled by the raw assets the extract DAGs update. An asset-triggered run
+has no logical date of its own: it takes the as-of day from the extract run
+that triggered it, or from the `as_of_date` param.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from _common import DEFAULT_ARGS, MARTS, RAW_SHOP, START_DATE, TAGS
+
+
+@dag(
+    schedule=[RAW_SHOP],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    tags=[*TAGS, "transform", "dbt"],
+    default_args=DEFAULT_ARGS,
+    params={"as_of_date": None},
+    doc_md=__doc__,
+)
+def crm_transform():
+    @task
+    def as_of_day(params=None, logical_date=None, triggering_asset_events=None) -> str:
+        from crm_pipeline.pipeline import resolve_as_of
+
+        if logical_date is None and triggering_asset_events and not (params or {}).get("as_of_date"):
+            for events in triggering_asset_events.values():
+                for event in events:
+                    run = getattr(event, "source_dag_run", None)
+                    if run is not None and run.logical_date is not None:
+                        logical_date = run.logical_date
+        return resolve_as_of(params, logical_date).isoformat()
+
+    @task(outlets=[MARTS])
+    def dbt_build(as_of: str) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crm_pipeline.config import parse_date
+        from crm_pipeline.pipeline import build_marts
+        from crm_pipeline.transform.dbt import DbtError
+
+        try:
+            build_marts(parse_date(as_of))
+        except DbtError as exc:
+            if exc.failures:  # a model or test failed on the data: retrying cannot help
+                raise AirflowFailException(str(exc)) from exc
+            raise  # no node failed (e.g. the warehouse was unreachable): let Airflow retry
+        return as_of
+
+    dbt_build(as_of_day())
+
+
+crm_transform()

@@ -1,0 +1,60 @@
+{#- The orders RFM counts (CONTRACTS.md section 3): status paid, shipped or
+    completed, placed on or before the as-of day, net of refunds made on or
+    before it. -#}
+with
+
+orders as (
+
+    select * from {{ ref('stg_shop__orders') }}
+
+),
+
+refunds as (
+
+    select * from {{ ref('stg_shop__refunds') }}
+
+),
+
+counted as (
+
+    select * from orders
+    where
+        order_status in ('paid', 'shipped', 'completed')
+        and ordered_at < {{ as_of_end() }}
+
+),
+
+refunded_per_order as (
+
+    select
+        order_id,
+        sum(refund_amount) as refunded_amount
+    from refunds
+    group by order_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        counted.order_id,
+        counted.customer_id,
+        -- attributes
+        counted.order_status,
+        counted.channel,
+        -- timestamps
+        counted.ordered_at,
+        {{ local_date('counted.ordered_at') }} as ordered_date,
+        -- measures
+        counted.total_amount,
+        coalesce(refunded_per_order.refunded_amount, 0) as refunded_amount,
+        counted.total_amount - coalesce(refunded_per_order.refunded_amount, 0) as net_amount
+
+    from counted
+    left join refunded_per_order
+        on counted.order_id = refunded_per_order.order_id
+
+)
+
+select * from final

@@ -1,0 +1,57 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'customers') }}
+
+),
+
+known_as_of as (
+
+    select * from source
+    where
+        registered_at < {{ as_of_end() }}
+        and coalesce(updated_at, registered_at) < {{ as_of_end() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by customer_id
+            order by
+                coalesce(updated_at, registered_at) desc,
+                _loaded_at desc,
+                coalesce(_line_no, 0) desc,
+                _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        customer_id,
+        nullif(trim(member_id), '') as member_id,
+        nullif(trim(wechat_unionid), '') as wechat_unionid,
+        nullif(trim(phone), '') as phone,
+        nullif(lower(trim(email)), '') as email,
+        -- attributes
+        nullif(trim(province), '') as province,
+        nullif(trim(city), '') as city,
+        -- timestamps
+        registered_at,
+        updated_at,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,43 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'order_items') }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by order_id, line_no
+            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+        ) as version_rank
+    from source
+
+),
+
+final as (
+
+    select
+        -- ids
+        order_id,
+        line_no,
+        product_id,
+        -- attributes
+        nullif(trim(product_name), '') as product_name,
+        nullif(trim(category), '') as category,
+        -- measures
+        quantity,
+        unit_price as unit_price_amount,
+        quantity * unit_price as line_amount,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,56 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'orders') }}
+
+),
+
+known_as_of as (
+
+    {#- A version stamped after the as-of day is not known yet. -#}
+    select * from source
+    where coalesce(updated_at, ordered_at) < {{ as_of_end() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by order_id
+            order by
+                coalesce(updated_at, ordered_at) desc,
+                _loaded_at desc,
+                coalesce(_line_no, 0) desc,
+                _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        order_id,
+        customer_id,
+        -- attributes
+        status as order_status,
+        coalesce(nullif(trim(currency), ''), 'CNY') as currency,
+        nullif(trim(channel), '') as channel,
+        -- timestamps
+        ordered_at,
+        coalesce(updated_at, ordered_at) as updated_at,
+        -- measures
+        total_amount,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

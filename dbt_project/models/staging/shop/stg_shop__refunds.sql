@@ -1,0 +1,48 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'refunds') }}
+
+),
+
+known_as_of as (
+
+    select * from source
+    where refunded_at < {{ as_of_end() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by refund_id
+            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        refund_id,
+        order_id,
+        -- attributes
+        reason as refund_reason,
+        -- timestamps
+        refunded_at,
+        -- measures
+        amount as refund_amount,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

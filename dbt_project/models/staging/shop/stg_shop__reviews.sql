@@ -1,0 +1,49 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'reviews') }}
+
+),
+
+known_as_of as (
+
+    select * from source
+    where created_at < {{ as_of_end() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by review_id
+            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        review_id,
+        customer_id,
+        nullif(trim(order_id), '') as order_id,
+        nullif(trim(product_id), '') as product_id,
+        -- attributes
+        rating,
+        content as review_text,
+        -- timestamps
+        created_at,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

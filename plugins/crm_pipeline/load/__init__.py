@@ -1,0 +1,1 @@
+"""Landing -> raw schema: one spec-driven loader, quarantine, batches and watermarks."""

@@ -1,0 +1,243 @@
+"""The one loader: records of any entity -> raw.<entity>, rejects -> audit.quarantine, one audit row per batch.
+
+A batch (one landed file, or one extract query) is written in a single
+transaction: its earlier rows, if any, are deleted first, so a rerun or a
+retry after a crash replaces the batch instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from crm_pipeline.load.normalise import normalise_record
+from crm_pipeline.load.specs import SPECS, EntitySpec
+from crm_pipeline.load.warehouse import Warehouse, ensure_schemas
+from crm_pipeline.sources.files import RawRecord, file_sha256, list_files, read_records
+
+log = logging.getLogger(__name__)
+
+LINEAGE = [
+    ("_batch_id", "text"),
+    ("_source", "text"),
+    ("_line_no", "int"),
+    ("_row_hash", "text"),
+    ("_loaded_at", "timestamp"),
+]
+
+AUDIT_DDL = {
+    "load_batches": [
+        ("batch_id", "text"),
+        ("entity", "text"),
+        ("source", "text"),
+        ("source_sha256", "text"),
+        ("encoding", "text"),
+        ("extracted_rows", "int"),
+        ("loaded_rows", "int"),
+        ("quarantined_rows", "int"),
+        ("reread_rows", "int"),
+        ("run_date", "date"),
+        ("loaded_at", "timestamp"),
+        ("note", "text"),
+    ],
+    "quarantine": [
+        ("batch_id", "text"),
+        ("entity", "text"),
+        ("source", "text"),
+        ("line_no", "int"),
+        ("reason", "text"),
+        ("raw_record", "text"),
+        ("run_date", "date"),
+        ("quarantined_at", "timestamp"),
+    ],
+    "watermarks": [("entity", "text"), ("source", "text"), ("watermark", "text"), ("updated_at", "timestamp")],
+}
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    entity: str
+    source: str
+    extracted_rows: int
+    loaded_rows: int
+    quarantined_rows: int
+    reread_rows: int = 0
+    encoding: str | None = None
+    skipped: bool = False  # already loaded, unchanged
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _arrow_type(type_name: str):
+    import pyarrow as pa
+
+    return {
+        "text": pa.string(),
+        "int": pa.int64(),
+        "amount": pa.decimal128(18, 2),
+        "timestamp": pa.timestamp("us"),
+        "date": pa.date32(),
+        "bool": pa.bool_(),
+    }[type_name]
+
+
+def _create_table(wh: Warehouse, qualified: str, columns: list[tuple[str, str]]) -> None:
+    schema, table = qualified.split(".")
+    if not wh.table_exists(schema, table):
+        cols = ", ".join(f'"{n}" {wh.type_sql(t)}' for n, t in columns)
+        wh.execute(f"create table {qualified} ({cols})")
+        return
+    existing = set(wh.columns(schema, table))
+    for n, t in columns:
+        if n not in existing:  # a column added to the contract later
+            wh.execute(f'alter table {qualified} add column "{n}" {wh.type_sql(t)}')
+
+
+def ensure_tables(wh: Warehouse, entities: Iterable[str] | None = None) -> None:
+    ensure_schemas(wh)
+    for name, cols in AUDIT_DDL.items():
+        _create_table(wh, f"audit.{name}", cols)
+    for entity in entities or SPECS:
+        spec = SPECS[entity]
+        _create_table(wh, f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
+
+
+def write_pseudonym_key(wh: Warehouse, secret: str) -> None:
+    """The secret behind customer_key, kept where dbt can join it and BI cannot read it."""
+    ensure_schemas(wh)
+    with wh.transaction():
+        wh.execute("create table if not exists private.pseudonym_key (secret text)")
+        wh.execute("delete from private.pseudonym_key")
+        wh.execute("insert into private.pseudonym_key values (%s)", (secret,))
+
+
+def row_hash(spec: EntitySpec, row: dict) -> str:
+    payload = json.dumps([str(row[f]) if row[f] is not None else None for f in spec.field_names], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def _batch_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def load_batch(
+    wh: Warehouse,
+    spec: EntitySpec,
+    batch_id: str,
+    source: str,
+    records: Iterable[RawRecord],
+    run_date: dt.date,
+    tz: ZoneInfo,
+    *,
+    encoding: str | None = None,
+    source_sha256: str | None = None,
+    header: list[str] | None = None,
+    skip_hashes: set[str] | None = None,
+    note: str | None = None,
+) -> BatchResult:
+    """Normalise, split into loaded and quarantined rows, and write both with the batch's audit row."""
+    import pyarrow as pa
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    missing_cols = [c for c in spec.required if header is not None and c not in header]
+    good: dict[str, list] = {f: [] for f in spec.field_names + [n for n, _ in LINEAGE]}
+    bad: dict[str, list] = {n: [] for n, _ in AUDIT_DDL["quarantine"]}
+    reread = 0
+    for rec in records:
+        reason = rec.error
+        row = None
+        if reason is None and missing_cols:
+            reason = "missing required column(s) in header: " + ", ".join(missing_cols)
+        if reason is None:
+            row, reason = normalise_record(spec, rec.record, tz)
+        if reason is not None:
+            for k, v in zip(
+                bad, (batch_id, spec.name, source, rec.line_no, reason, rec.raw, run_date, now), strict=True
+            ):
+                bad[k].append(v)
+            continue
+        h = row_hash(spec, row)
+        if skip_hashes is not None and h in skip_hashes:
+            reread += 1  # already loaded by an earlier extract (lookback overlap)
+            continue
+        for f in spec.field_names:
+            good[f].append(row[f])
+        for k, v in zip([n for n, _ in LINEAGE], (batch_id, source, rec.line_no, h, now), strict=True):
+            good[k].append(v)
+    types = {f.name: f.type for f in spec.fields} | dict(LINEAGE)
+    good_tbl = pa.table({k: pa.array(v, type=_arrow_type(types[k])) for k, v in good.items()})
+    qtypes = dict(AUDIT_DDL["quarantine"])
+    bad_tbl = pa.table({k: pa.array(v, type=_arrow_type(qtypes[k])) for k, v in bad.items()})
+    result = BatchResult(
+        batch_id,
+        spec.name,
+        source,
+        good_tbl.num_rows + bad_tbl.num_rows,
+        good_tbl.num_rows,
+        bad_tbl.num_rows,
+        reread,
+        encoding,
+    )
+    with wh.transaction():
+        wh.execute(f"delete from raw.{spec.name} where _batch_id = %s", (batch_id,))
+        wh.execute("delete from audit.quarantine where batch_id = %s", (batch_id,))
+        wh.execute("delete from audit.load_batches where batch_id = %s", (batch_id,))
+        wh.append_arrow(f"raw.{spec.name}", good_tbl)
+        wh.append_arrow("audit.quarantine", bad_tbl)
+        wh.execute(
+            "insert into audit.load_batches (batch_id, entity, source, source_sha256, encoding, extracted_rows, "
+            "loaded_rows, quarantined_rows, reread_rows, run_date, loaded_at, note) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                batch_id,
+                spec.name,
+                source,
+                source_sha256,
+                encoding,
+                result.extracted_rows,
+                result.loaded_rows,
+                result.quarantined_rows,
+                reread,
+                run_date,
+                now,
+                note,
+            ),
+        )
+        if on_commit := getattr(records, "on_commit", None):
+            on_commit(wh)
+    return result
+
+
+def load_file(
+    wh: Warehouse, entity: str, path: Path, landing_dir: Path, run_date: dt.date, tz: ZoneInfo, *, force: bool = False
+) -> BatchResult:
+    """Load one landed file as one batch, unless this exact content was loaded before."""
+    spec = SPECS[entity]
+    try:
+        source = path.relative_to(landing_dir).as_posix()
+    except ValueError:
+        source = path.as_posix()
+    sha = file_sha256(path)
+    batch_id = _batch_id(entity, source, sha)
+    if not force and wh.fetchone("select 1 from audit.load_batches where batch_id = %s", (batch_id,)):
+        return BatchResult(batch_id, entity, source, 0, 0, 0, skipped=True)
+    encoding, header, records = read_records(path)
+    result = load_batch(
+        wh, spec, batch_id, source, records, run_date, tz, encoding=encoding, source_sha256=sha, header=header
+    )
+    log.info("loaded %s: %s", source, result.as_dict())
+    return result
+
+
+def load_landing(wh: Warehouse, entity: str, landing_dir: Path, run_date: dt.date, tz: ZoneInfo) -> list[BatchResult]:
+    """Every file under landing/<entity>/ not loaded before (a changed file is a new batch)."""
+    ensure_tables(wh, [entity])
+    return [load_file(wh, entity, p, landing_dir, run_date, tz) for p in list_files(landing_dir, entity)]

@@ -1,0 +1,216 @@
+"""The warehouse behind CRM_WAREHOUSE_URL: DuckDB (embedded default) or PostgreSQL, one small API.
+
+Bulk paths only: DuckDB inserts from a registered Arrow table, PostgreSQL
+uses COPY. SQL here uses %s placeholders; DuckDB's are rewritten to ?.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from crm_pipeline.config import REPO_ROOT
+
+SCHEMAS = ("raw", "audit", "private")
+
+TYPE_SQL = {
+    "duckdb": {
+        "text": "varchar",
+        "int": "bigint",
+        "amount": "decimal(18,2)",
+        "timestamp": "timestamp",
+        "date": "date",
+        "bool": "boolean",
+    },
+    "postgres": {
+        "text": "text",
+        "int": "bigint",
+        "amount": "numeric(18,2)",
+        "timestamp": "timestamp",
+        "date": "date",
+        "bool": "boolean",
+    },
+}
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    kind: str  # duckdb | postgres
+    path: Path | None = None  # duckdb
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    database: str = "postgres"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "duckdb":
+            return str(self.path)
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_url(url: str) -> WarehouseTarget:
+    """duckdb:///relative/path, duckdb:////absolute/path, postgresql://user[:pw]@host[:port]/db."""
+    if url.startswith("duckdb:///"):
+        raw = url[len("duckdb:///") :]
+        path = Path(raw) if raw.startswith("/") else REPO_ROOT / raw
+        return WarehouseTarget("duckdb", path=path)
+    parsed = urlparse(url)
+    if parsed.scheme.split("+")[0] in ("postgresql", "postgres"):
+        return WarehouseTarget(
+            "postgres",
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=unquote(parsed.username or "postgres"),
+            password=unquote(parsed.password or ""),
+            database=(parsed.path or "/postgres").lstrip("/") or "postgres",
+        )
+    raise ValueError(f"CRM_WAREHOUSE_URL must be duckdb:///<path> or postgresql://...; got {url!r}")
+
+
+@contextlib.contextmanager
+def writer_lock(target: WarehouseTarget) -> Iterator[None]:
+    """DuckDB allows one writer process per file: serialise our writers on a lock file."""
+    if target.kind != "duckdb":
+        yield
+        return
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{target.path}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Warehouse:
+    """A connection in one transaction at a time: use `with wh.transaction():`."""
+
+    def __init__(self, target: WarehouseTarget):
+        self.target = target
+        self.kind = target.kind
+        if self.kind == "duckdb":
+            import duckdb
+
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = duckdb.connect(str(target.path))
+        else:
+            import psycopg2
+
+            self.conn = psycopg2.connect(
+                host=target.host,
+                port=target.port,
+                user=target.user,
+                password=target.password,
+                dbname=target.database,
+                options="-c TimeZone=UTC",
+            )
+            self.conn.autocommit = True
+
+    @classmethod
+    def from_url(cls, url: str) -> Warehouse:
+        return cls(parse_url(url))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- SQL -------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.kind == "duckdb" else sql
+
+    def execute(self, sql: str, params: tuple | list = ()) -> None:
+        if self.kind == "duckdb":
+            self.conn.execute(self._sql(sql), list(params))
+        else:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, tuple(params))
+
+    def fetchall(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self.conn.execute(self._sql(sql), list(params)).fetchall()
+        with self.conn.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return cur.fetchall()
+
+    def fetchone(self, sql: str, params: tuple | list = ()):
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.kind == "duckdb":
+            self.conn.execute("begin transaction")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("rollback")
+                raise
+            self.conn.execute("commit")
+        else:
+            self.conn.autocommit = False
+            try:
+                yield
+            except BaseException:
+                self.conn.rollback()
+                raise
+            else:
+                self.conn.commit()
+            finally:
+                self.conn.autocommit = True
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        row = self.fetchone(
+            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
+            (schema, table),
+        )
+        return bool(row and row[0])
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        rows = self.fetchall(
+            "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
+            "order by ordinal_position",
+            (schema, table),
+        )
+        return [r[0] for r in rows]
+
+    def type_sql(self, type_name: str) -> str:
+        return TYPE_SQL[self.kind][type_name]
+
+    # -- bulk ------------------------------------------------------------
+    def append_arrow(self, qualified_table: str, table) -> None:
+        """Append an Arrow table whose column names match the target's columns."""
+        if table.num_rows == 0:
+            return
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        if self.kind == "duckdb":
+            name = "_crm_arrow_batch"
+            self.conn.register(name, table)
+            try:
+                self.conn.execute(f"insert into {qualified_table} ({cols}) select {cols} from {name}")
+            finally:
+                self.conn.unregister(name)
+            return
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
+        buf.seek(0)
+        with self.conn.cursor() as cur:
+            cur.copy_expert(f"copy {qualified_table} ({cols}) from stdin with (format csv)", buf)
+
+
+def ensure_schemas(wh: Warehouse) -> None:
+    for schema in SCHEMAS:
+        wh.execute(f"create schema if not exists {schema}")

@@ -1,0 +1,1 @@
+"""Deterministic sample brand community: every input entity plus its ground truth."""

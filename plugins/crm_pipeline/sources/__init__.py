@@ -1,0 +1,1 @@
+"""Source systems: read records from file drops and databases, one module each."""

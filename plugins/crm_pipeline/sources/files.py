@@ -1,0 +1,172 @@
+"""File drops: find landed files, detect their encoding and yield records with their line numbers.
+
+Encodings are detected from the bytes, never assumed: a BOM decides first,
+then UTF-16 by its NUL pattern, then UTF-8 and GB18030 (a superset of GBK)
+are tried and the one that decodes more lines wins. Lines that still do not
+decode are yielded as errors with their byte offset, for quarantine.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_BAD = "\U0010fffd"  # private-use marker for undecodable bytes; never in real text
+
+
+@dataclass
+class RawRecord:
+    line_no: int | None
+    record: dict | None  # None when the line could not be read at all
+    raw: str  # the record as it was read, for quarantine
+    error: str | None = None
+
+
+@dataclass
+class DecodedFile:
+    encoding: str
+    lines: list[tuple[int, str]]  # (1-based line number, text) of lines that decoded
+    bad_lines: list[tuple[int, int, bytes]]  # (line number, byte offset of the bad byte, line bytes)
+
+
+def list_files(landing_dir: Path, entity: str) -> list[Path]:
+    folder = landing_dir / entity
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Recorder:
+    """A codecs error handler that remembers where each undecodable byte was."""
+
+    def __init__(self):
+        self.offsets: list[int] = []
+        self.name = f"crm-record-{id(self)}"
+        codecs.register_error(self.name, self._handle)
+
+    def _handle(self, exc: UnicodeDecodeError):
+        self.offsets.append(exc.start)
+        return _BAD, exc.end
+
+
+def _decode(data: bytes, encoding: str) -> tuple[str, list[int]]:
+    rec = _Recorder()
+    text = data.decode(encoding, errors=rec.name)
+    return text, rec.offsets
+
+
+def detect_encoding(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16"
+    sample = data[:4096]
+    if len(sample) >= 4:
+        odd_nuls = sample[1::2].count(0) / max(1, len(sample[1::2]))
+        even_nuls = sample[0::2].count(0) / max(1, len(sample[0::2]))
+        if odd_nuls > 0.3 and even_nuls < 0.05:
+            return "utf-16-le"
+        if even_nuls > 0.3 and odd_nuls < 0.05:
+            return "utf-16-be"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Count the lines each candidate fails on; a UTF-8 file with one corrupt
+    # line must stay UTF-8, a GBK file fails UTF-8 almost everywhere.
+    _, utf8_bad = _decode(data, "utf-8")
+    _, gb_bad = _decode(data, "gb18030")
+    return "gb18030" if len(gb_bad) < len(utf8_bad) else "utf-8"
+
+
+def decode_file(data: bytes) -> DecodedFile:
+    encoding = detect_encoding(data)
+    text, offsets = _decode(data, encoding)
+    lines: list[tuple[int, str]] = []
+    bad: list[tuple[int, int, bytes]] = []
+    offsets_iter = iter(offsets)
+    # Split exactly as the csv module will (\r, \n, \r\n only), so line
+    # numbers agree; str.splitlines would also split on U+2028 and friends.
+    for i, line in enumerate(io.StringIO(text, newline="").readlines(), start=1):
+        if _BAD in line:
+            # One offset per undecodable run; the first in this line names it.
+            first = next(offsets_iter)
+            for _ in range(line.count(_BAD) - 1):
+                next(offsets_iter, None)
+            bad.append((i, first, line.replace(_BAD, "\\ufffd").encode("utf-8", "backslashreplace")))
+        else:
+            lines.append((i, line))
+    return DecodedFile(encoding, lines, bad)
+
+
+def _csv_records(decoded: DecodedFile) -> Iterator[RawRecord]:
+    line_numbers = [n for n, _ in decoded.lines]
+    reader = csv.reader(io.StringIO("".join(t for _, t in decoded.lines), newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    consumed = reader.line_num
+    for row in reader:
+        start = line_numbers[consumed] if consumed < len(line_numbers) else None
+        consumed = reader.line_num
+        if not row or all(c.strip() == "" for c in row):
+            continue
+        raw = json.dumps(row, ensure_ascii=False)
+        if len(row) != len(header):
+            yield RawRecord(start, None, raw, f"expected {len(header)} fields, got {len(row)}")
+            continue
+        yield RawRecord(start, dict(zip(header, row, strict=True)), raw)
+
+
+def _jsonl_records(decoded: DecodedFile) -> Iterator[RawRecord]:
+    for n, line in decoded.lines:
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(n, None, text, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(obj, dict):
+            yield RawRecord(n, None, text, "a JSON Lines record must be an object")
+            continue
+        yield RawRecord(n, obj, text)
+
+
+def csv_header(decoded: DecodedFile) -> list[str]:
+    reader = csv.reader(io.StringIO("".join(t for _, t in decoded.lines[:50]), newline=""))
+    return [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+
+
+def read_records(path: Path) -> tuple[str, list[str] | None, Iterator[RawRecord]]:
+    """(encoding, CSV header or None, records) for one landed file."""
+    data = path.read_bytes()
+    decoded = decode_file(data)
+    fmt = SUFFIXES[path.suffix.lower()]
+
+    def records() -> Iterator[RawRecord]:
+        for n, offset, raw in decoded.bad_lines:
+            yield RawRecord(n, None, raw.decode("utf-8"), f"invalid {decoded.encoding} bytes at byte offset {offset}")
+        yield from (_csv_records(decoded) if fmt == "csv" else _jsonl_records(decoded))
+
+    header = csv_header(decoded) if fmt == "csv" else None
+    return decoded.encoding, header, records()

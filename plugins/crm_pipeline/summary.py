@@ -1,0 +1,93 @@
+"""The short report `make run` prints: loads, quarantine, marts, tier x segment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from crm_pipeline.config import settings
+from crm_pipeline.load.warehouse import Warehouse, parse_url
+
+MARTS = ["dim_customers", "fct_customer_rfm"]
+TIERS = ["prospect", "customer", "member", "partner"]
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(_pad(c, w, i > 0 and n > 0) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _width(s: str) -> int:
+    # CJK characters take two columns in a terminal.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+
+def _pad(s: str, w: int, right: bool) -> str:
+    fill = " " * (w - _width(s))
+    return fill + s if right else s + fill
+
+
+def collect(wh: Warehouse, as_of: dt.date) -> dict:
+    loads = wh.fetchall(
+        "select entity, count(*), sum(extracted_rows), sum(loaded_rows), sum(quarantined_rows), "
+        "sum(case when run_date = %s then loaded_rows else 0 end), "
+        "sum(case when run_date = %s then quarantined_rows else 0 end) "
+        "from audit.load_batches group by entity order by entity",
+        (as_of, as_of),
+    )
+    reasons = wh.fetchall(
+        "select entity, reason, count(*) from audit.quarantine group by entity, reason order by 3 desc limit 10"
+    )
+    counts = {m: wh.fetchone(f"select count(*) from marts.{m}")[0] for m in MARTS if wh.table_exists("marts", m)}
+    grid = (
+        wh.fetchall("select rfm_segment, community_tier, count(*) from marts.fct_customer_rfm group by 1, 2")
+        if "fct_customer_rfm" in counts
+        else []
+    )
+    tiers = (
+        wh.fetchall("select community_tier, count(*) from marts.dim_customers group by 1")
+        if "dim_customers" in counts
+        else []
+    )
+    return {"loads": loads, "reasons": reasons, "counts": counts, "grid": grid, "tiers": dict(tiers)}
+
+
+def render(data: dict, as_of: dt.date, where: str) -> str:
+    out = [f"== CRM warehouse as of {as_of.isoformat()} ({settings().timezone}) ==", f"warehouse: {where}", ""]
+    out.append("Loads (all batches; 'today' = batches loaded by this run date):")
+    out.append(
+        table(
+            ["entity", "batches", "extracted", "loaded", "quarantined", "loaded today", "quarantined today"],
+            [list(r) for r in data["loads"]],
+        )
+    )
+    if data["reasons"]:
+        out += ["", "Quarantine, top reasons:", table(["entity", "reason", "rows"], [list(r) for r in data["reasons"]])]
+    out += ["", "Marts:", table(["mart", "rows"], [[f"marts.{k}", v] for k, v in data["counts"].items()])]
+    if data["tiers"]:
+        out += [
+            "",
+            "People by community tier (dim_customers):",
+            table(["tier", "people"], [[t, data["tiers"].get(t, 0)] for t in TIERS]),
+        ]
+    if data["grid"]:
+        segs = sorted({s for s, _, _ in data["grid"]})
+        cell = {(s, t): n for s, t, n in data["grid"]}
+        rows = [
+            [s] + [cell.get((s, t), 0) for t in TIERS[1:]] + [sum(cell.get((s, t), 0) for t in TIERS)] for s in segs
+        ]
+        rows.append(["total"] + [sum(cell.get((s, t), 0) for s in segs) for t in TIERS[1:]] + [sum(cell.values())])
+        out += ["", "RFM segment x community tier (fct_customer_rfm):", table(["segment", *TIERS[1:], "total"], rows)]
+    return "\n".join(out)
+
+
+def print_summary(as_of: dt.date) -> None:
+    target = parse_url(settings().warehouse_url)
+    with Warehouse(target) as wh:
+        data = collect(wh, as_of)
+    print(render(data, as_of, target.label))

@@ -1,0 +1,1 @@
+"""Run dbt for the warehouse in CRM_WAREHOUSE_URL."""

@@ -1,0 +1,100 @@
+"""Run dbt against the warehouse named by CRM_WAREHOUSE_URL, for one as-of day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm_pipeline.config import DBT_PROJECT_DIR, REPO_ROOT, as_of_bounds_utc, settings
+from crm_pipeline.load.warehouse import WarehouseTarget, parse_url, writer_lock
+
+
+class DbtError(RuntimeError):
+    """dbt exited non-zero; `failures` names the failing nodes (empty when none ran to a verdict)."""
+
+    def __init__(self, message: str, failures: list[str]):
+        super().__init__(message)
+        self.failures = failures
+
+
+@dataclass
+class DbtResult:
+    returncode: int
+    failures: list[str]
+    output: str
+
+
+def dbt_env(target: WarehouseTarget) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
+    env["DO_NOT_TRACK"] = "1"
+    if target.kind == "duckdb":
+        env["CRM_DBT_TARGET"] = "duckdb"
+        env["CRM_DUCKDB_PATH"] = str(target.path)
+    else:
+        env.update(
+            CRM_DBT_TARGET="postgres",
+            CRM_PG_HOST=target.host,
+            CRM_PG_PORT=str(target.port),
+            CRM_PG_USER=target.user,
+            CRM_PG_PASSWORD=target.password,
+            CRM_PG_DATABASE=target.database,
+            PGTZ="UTC",
+        )
+    return env
+
+
+def artifacts_dir(target: WarehouseTarget) -> Path:
+    """Per-warehouse dbt target/log dirs, so two warehouses never share compiled state."""
+    base = Path(os.environ.get("CRM_DBT_ARTIFACTS_DIR", REPO_ROOT / "data" / "dbt"))
+    name = target.path.stem if target.kind == "duckdb" else f"pg_{target.database}"
+    return base / name
+
+
+def dbt_vars(as_of: dt.date, tz: str) -> dict[str, str]:
+    _, end = as_of_bounds_utc(as_of, tz)
+    return {"as_of_date": as_of.isoformat(), "as_of_end_utc": end.isoformat(sep=" "), "timezone": tz}
+
+
+def run_dbt(command: list[str], as_of: dt.date, *, url: str | None = None, check: bool = True) -> DbtResult:
+    cfg = settings()
+    target = parse_url(url or cfg.warehouse_url)
+    out = artifacts_dir(target)
+    dbt_bin = Path(sys.executable).parent / "dbt"
+    args = [
+        str(dbt_bin),
+        "--no-use-colors",
+        *command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(out / "target"),
+        "--log-path",
+        str(out / "logs"),
+        "--vars",
+        json.dumps(dbt_vars(as_of, cfg.timezone)),
+    ]
+    with writer_lock(target):
+        proc = subprocess.run(args, env=dbt_env(target), capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
+    output = proc.stdout + proc.stderr
+    failures = _failures(out / "target" / "run_results.json") if proc.returncode else []
+    result = DbtResult(proc.returncode, failures, output)
+    if check and proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-40:])
+        raise DbtError(f"dbt {' '.join(command)} failed: {', '.join(failures) or 'see output'}\n{tail}", failures)
+    return result
+
+
+def _failures(path: Path) -> list[str]:
+    try:
+        results = json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [r["unique_id"] for r in results if r.get("status") in ("error", "fail")]
