@@ -22,7 +22,7 @@ per_customer as (
         max(ordered_at) as last_order_at,
         max(ordered_date) as last_order_date,
         count(*) as frequency_orders,
-        sum(net_amount) as monetary_amount
+        cast(sum(net_amount) as decimal(18, 2)) as monetary_amount
     from orders
     group by customer_id
 

@@ -48,8 +48,10 @@ final as (
         {{ local_date('counted.ordered_at') }} as ordered_date,
         -- measures
         counted.total_amount,
-        coalesce(refunded_per_order.refunded_amount, 0) as refunded_amount,
-        counted.total_amount - coalesce(refunded_per_order.refunded_amount, 0) as net_amount
+        cast(coalesce(refunded_per_order.refunded_amount, 0) as decimal(18, 2)) as refunded_amount,
+        cast(
+            counted.total_amount - coalesce(refunded_per_order.refunded_amount, 0) as decimal(18, 2)
+        ) as net_amount
 
     from counted
     left join refunded_per_order

@@ -1,0 +1,88 @@
+"""Shared fixtures: throwaway PostgreSQL / MariaDB databases and an isolated pipeline environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its home at import: give the test session its own, before
+# anything imports airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="crm-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+REPO = Path(__file__).resolve().parents[1]
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+SECRET = "test-secret"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB for dag.test()."""
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags")}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True
+    )
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def pg_url():
+    import psycopg2
+
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(**PG)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name} with (force)")
+        admin.close()
+
+
+@pytest.fixture
+def mariadb_url():
+    import pymysql
+
+    name = f"crm_src_{uuid.uuid4().hex[:12]}"
+    admin = pymysql.connect(**MARIADB, autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name} character set utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name}")
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request, tmp_path):
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/warehouse.duckdb"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def crm_env(monkeypatch, tmp_path, warehouse_url):
+    """Point every CRM_* setting at this test's own landing dir and warehouse."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    monkeypatch.setenv("CRM_LANDING_DIR", str(landing))
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    monkeypatch.setenv("CRM_KEY_SECRET", SECRET)
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.delenv("CRM_SHOP_DB_URL", raising=False)
+    return {"landing": landing, "url": warehouse_url, "tmp": tmp_path}

@@ -1,0 +1,124 @@
+"""`make run`'s path end to end on DuckDB and PostgreSQL: DAGs, marts, and RFM checked independently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SECRET
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.sample.generate import generate
+from e2e.independent_rfm import compute
+
+pytestmark = pytest.mark.e2e
+END = dt.date(2026, 11, 22)
+AS_OF = dt.date(2026, 10, 31)  # three weeks before the data ends: later rows must not count
+
+
+def run_main(env: dict, as_of: dt.date) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "crm_pipeline.run", "--date", as_of.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def pipeline_env(crm_env, airflow_db: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update(
+        CRM_LANDING_DIR=str(crm_env["landing"]),
+        CRM_WAREHOUSE_URL=crm_env["url"],
+        CRM_KEY_SECRET=SECRET,
+        CRM_DBT_ARTIFACTS_DIR=str(crm_env["tmp"] / "dbt"),
+        CRM_TIMEZONE="Asia/Shanghai",
+        AIRFLOW_HOME=str(airflow_db),
+        PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
+    )
+    return env
+
+
+def mart_rows(url: str, table: str, order_by: str) -> list[tuple]:
+    with Warehouse.from_url(url) as wh:
+        return wh.fetchall(f"select * from marts.{table} order by {order_by}")
+
+
+def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
+    generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=400, seed=11, end_date=END)
+    env = pipeline_env(crm_env, airflow_db)
+    proc = run_main(env, AS_OF)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for expected in (
+        "Loads (all batches",
+        "marts.fct_customer_rfm",
+        "RFM segment x community tier",
+        "DAG crm_extract_shop: success",
+        "DAG crm_transform: success",
+    ):
+        assert expected in proc.stdout
+
+    expected = compute(
+        crm_env["landing"], AS_OF, "Asia/Shanghai", SECRET, REPO / "dbt_project" / "seeds" / "rfm_segments.csv"
+    )
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        got = wh.fetchall(
+            "select customer_key, as_of_date, recency_days, frequency_orders, monetary_amount, "
+            "r_score, f_score, m_score, rfm_segment from marts.fct_customer_rfm"
+        )
+        dim_count = wh.fetchone("select count(*) from marts.dim_customers")[0]
+        tiers = {t for (t,) in wh.fetchall("select distinct community_tier from marts.fct_customer_rfm")}
+    assert len(got) == len(expected) > 100
+    actual = {r[0]: r[1:] for r in got}
+    for row in expected.itertuples():
+        as_of_date, recency, freq, money, r, f, m, segment = actual[row.customer_key]
+        assert as_of_date == AS_OF
+        assert (recency, freq, Decimal(money), r, f, m, segment) == (
+            row.recency_days,
+            row.frequency_orders,
+            row.monetary_amount,
+            row.r_score,
+            row.f_score,
+            row.m_score,
+            row.rfm_segment,
+        ), row.customer_id
+    assert dim_count >= len(got)
+    assert tiers <= {"customer", "member", "partner"} and "customer" in tiers
+
+
+def test_rerunning_a_day_changes_nothing(crm_env, airflow_db):
+    generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=150, seed=3, end_date=END)
+    env = pipeline_env(crm_env, airflow_db)
+    assert run_main(env, END).returncode == 0
+    before = {
+        "rfm": mart_rows(crm_env["url"], "fct_customer_rfm", "customer_key"),
+        "dim": mart_rows(crm_env["url"], "dim_customers", "customer_key"),
+    }
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        raw_before = wh.fetchone("select count(*) from raw.orders")[0]
+    proc = run_main(env, END)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert mart_rows(crm_env["url"], "fct_customer_rfm", "customer_key") == before["rfm"]
+    assert mart_rows(crm_env["url"], "dim_customers", "customer_key") == before["dim"]
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        assert wh.fetchone("select count(*) from raw.orders")[0] == raw_before
+        assert wh.fetchone("select count(*) from audit.load_batches")[0] == 5
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_failing_task_fails_the_run_and_is_named(crm_env, airflow_db, tmp_path):
+    generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=30, seed=1, end_date=END)
+    env = pipeline_env(crm_env, airflow_db)
+    # A PostgreSQL database that does not exist: the first task cannot connect.
+    env.update(CRM_WAREHOUSE_URL="postgresql://postgres@127.0.0.1:5432/crm_no_such_db", CRM_TASK_RETRIES="0")
+    proc = run_main(env, END)
+    assert proc.returncode != 0
+    assert "DAG crm_extract_shop: failed (failed tasks: prepare" in proc.stdout
+    assert "run FAILED" in proc.stderr

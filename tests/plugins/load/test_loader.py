@@ -1,0 +1,131 @@
+"""The loader on both engines: quarantine with reasons, batch accounting, reruns that change nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_pipeline.load.loader import load_landing
+from crm_pipeline.load.warehouse import Warehouse
+
+SH = ZoneInfo("Asia/Shanghai")
+RUN = dt.date(2026, 11, 22)
+
+ORDERS_CSV = (
+    "order_id,customer_id,ordered_at,status,total_amount,currency\n"
+    "o1,c1,2026-11-01 10:00:00,paid,¥1,299.00,CNY\n"  # line 2: unquoted comma -> 7 fields
+    'o2,c1,2026-11-01 10:00:00,paid,"¥1,299.00",CNY\n'  # line 3: good
+    "o3,c2,2026-11-02T10:00:00+08:00,pending,10.00,CNY\n"  # line 4: unknown enum
+    "o4,c2,not-a-date,paid,10.00,CNY\n"  # line 5: unparseable timestamp
+    ",c3,2026-11-03,paid,10.00,CNY\n"  # line 6: missing key
+    "o6,c3,2026-11-03,completed,12.5x,CNY\n"  # line 7: unparseable amount
+    "o7,c3,2026-11-03,completed,-3,CNY\n"  # line 8: negative amount
+    "o8,c4,2026-11-04,completed,１２９９元,CNY\n"  # line 9: good, full-width
+)
+
+
+def _batches(wh):
+    return wh.fetchall(
+        "select entity, source, extracted_rows, loaded_rows, quarantined_rows from audit.load_batches order by source"
+    )
+
+
+def test_each_bad_input_class_is_quarantined_with_its_reason(crm_env):
+    landing = crm_env["landing"]
+    (landing / "orders").mkdir()
+    (landing / "orders" / "orders_a.csv").write_text(ORDERS_CSV, encoding="utf-8")
+    (landing / "orders" / "orders_b.csv").write_bytes(
+        b"order_id,customer_id,ordered_at,status,total_amount\n"
+        b"o9,c5,2026-11-05,paid,5.00\n"
+        b"o10,c5,2026-11-05,paid,\xff\xfe5.00\n"  # line 3: invalid UTF-8 bytes
+    )
+    (landing / "refunds").mkdir()
+    (landing / "refunds" / "r.jsonl").write_text(
+        '{"refund_id": "r1", "order_id": "o2", "refunded_at": "2026-11-05", "amount": "100"}\n{broken\n',
+        encoding="utf-8",
+    )
+    (landing / "customers").mkdir()
+    # A renamed required column: every row is quarantined, none loads with NULLs.
+    (landing / "customers" / "c.csv").write_text("cust_id,registered_at\nc1,2026-01-01\nc2,2026-01-02\n")
+
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        for entity in ("orders", "refunds", "customers"):
+            load_landing(wh, entity, landing, RUN, SH)
+        reasons = {
+            (src, line): reason
+            for src, line, reason in wh.fetchall("select source, line_no, reason from audit.quarantine")
+        }
+        assert reasons[("orders/orders_a.csv", 2)] == "expected 6 fields, got 7"
+        assert reasons[("orders/orders_a.csv", 4)].startswith("status: unknown value 'pending'")
+        assert reasons[("orders/orders_a.csv", 5)].startswith("ordered_at: not an ISO-8601 timestamp")
+        assert reasons[("orders/orders_a.csv", 6)] == "missing required field 'order_id'"
+        assert reasons[("orders/orders_a.csv", 7)] == "total_amount: not an amount: '12.5x'"
+        assert reasons[("orders/orders_a.csv", 8)] == "total_amount: negative amount: '-3'"
+        # header 52 bytes + line 2 (27) + "o10,c5,2026-11-05,paid," (23) = offset 102
+        assert reasons[("orders/orders_b.csv", 3)] == "invalid utf-8 bytes at byte offset 102"
+        assert reasons[("refunds/r.jsonl", 2)].startswith("invalid JSON")
+        assert reasons[("customers/c.csv", 2)] == "missing required column(s) in header: customer_id"
+        assert len(reasons) == 10
+
+        assert _batches(wh) == [
+            ("customers", "customers/c.csv", 2, 0, 2),
+            ("orders", "orders/orders_a.csv", 8, 2, 6),
+            ("orders", "orders/orders_b.csv", 2, 1, 1),
+            ("refunds", "refunds/r.jsonl", 2, 1, 1),
+        ]
+        loaded = wh.fetchall("select order_id, total_amount, ordered_at from raw.orders order by order_id")
+        assert loaded == [
+            ("o2", Decimal("1299.00"), dt.datetime(2026, 11, 1, 2, 0)),
+            ("o8", Decimal("1299.00"), dt.datetime(2026, 11, 3, 16, 0)),
+            ("o9", Decimal("5.00"), dt.datetime(2026, 11, 4, 16, 0)),
+        ]
+        raw_record = wh.fetchone("select raw_record from audit.quarantine where line_no = 7 and entity = 'orders'")[0]
+        assert "12.5x" in raw_record
+
+
+def test_rerun_changes_nothing_and_a_changed_file_is_a_new_batch(crm_env):
+    landing = crm_env["landing"]
+    (landing / "orders").mkdir()
+    path = landing / "orders" / "o.csv"
+    path.write_text(ORDERS_CSV, encoding="utf-8")
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        first = load_landing(wh, "orders", landing, RUN, SH)
+        snapshot = (
+            wh.fetchall("select count(*) from raw.orders"),
+            wh.fetchall("select count(*) from audit.quarantine"),
+            _batches(wh),
+        )
+        again = load_landing(wh, "orders", landing, RUN + dt.timedelta(days=1), SH)
+        assert [r.skipped for r in again] == [True]
+        assert (
+            wh.fetchall("select count(*) from raw.orders"),
+            wh.fetchall("select count(*) from audit.quarantine"),
+            _batches(wh),
+        ) == snapshot
+        assert first[0].extracted_rows == first[0].loaded_rows + first[0].quarantined_rows == 8
+
+        path.write_text(ORDERS_CSV + "o99,c9,2026-11-09,paid,1.00,CNY\n", encoding="utf-8")
+        changed = load_landing(wh, "orders", landing, RUN, SH)
+        assert [(r.skipped, r.extracted_rows, r.loaded_rows) for r in changed] == [(False, 9, 3)]
+        batches = wh.fetchall("select extracted_rows, loaded_rows, quarantined_rows from audit.load_batches")
+        assert all(e == lo + q for e, lo, q in batches)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16"])
+def test_encodings_land_identical_rows(crm_env, encoding):
+    landing = crm_env["landing"]
+    (landing / "reviews").mkdir()
+    text = (
+        "review_id,customer_id,rating,created_at,content\n"
+        "v1,c1,2,2026-11-01 10:00:00,物流太慢😭 質量差 𠀀\n"
+        "v2,c2,5,2026-11-02 10:00:00,Great quality!\n"
+    )
+    (landing / "reviews" / "r.csv").write_bytes(text.encode(encoding))
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        (result,) = load_landing(wh, "reviews", landing, RUN, SH)
+        assert result.loaded_rows == 2
+        rows = wh.fetchall("select review_id, content from raw.reviews order by review_id")
+    assert rows == [("v1", "物流太慢😭 質量差 𠀀"), ("v2", "Great quality!")]
