@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from _common import DEFAULT_ARGS, MARTS, RAW_SHOP, START_DATE, TAGS
+from _common import DEFAULT_ARGS, MARTS, RAW_ASSETS, START_DATE, TAGS
 
 
 @dag(
-    schedule=[RAW_SHOP],
+    # Any source's new data rebuilds the marts; a brand may have only some sources.
+    schedule=(RAW_ASSETS[0] | RAW_ASSETS[1] | RAW_ASSETS[2] | RAW_ASSETS[3]),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

@@ -85,4 +85,6 @@ def crm_env(monkeypatch, tmp_path, warehouse_url):
     monkeypatch.setenv("CRM_KEY_SECRET", SECRET)
     monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
     monkeypatch.delenv("CRM_SHOP_DB_URL", raising=False)
-    return {"landing": landing, "url": warehouse_url, "tmp": tmp_path}
+    from zoneinfo import ZoneInfo
+
+    return {"landing": landing, "url": warehouse_url, "tmp": tmp_path, "tz": ZoneInfo("Asia/Shanghai")}

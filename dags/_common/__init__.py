@@ -15,6 +15,10 @@ TAGS = ["crm"]
 
 # One asset per source system's raw tables; the transform DAG waits on them.
 RAW_SHOP = Asset("crm://raw/shop")
+RAW_FORUM = Asset("crm://raw/forum")
+RAW_CHAT = Asset("crm://raw/chat")
+RAW_EVENTS = Asset("crm://raw/events")
+RAW_ASSETS = [RAW_SHOP, RAW_FORUM, RAW_CHAT, RAW_EVENTS]
 MARTS = Asset("crm://marts")
 
 log = logging.getLogger("crm_pipeline.dags")

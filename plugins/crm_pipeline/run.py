@@ -18,7 +18,7 @@ from pathlib import Path
 
 from crm_pipeline.config import apply_airflow_env, parse_date, settings
 
-DAG_ORDER = ["crm_extract_shop", "crm_transform"]
+DAG_ORDER = ["crm_extract_shop", "crm_extract_forum", "crm_extract_chat", "crm_extract_events", "crm_transform"]
 
 
 def landing_is_empty(landing: Path) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.load.normalise import normalise_record
-from crm_pipeline.load.specs import SPECS, EntitySpec
+from crm_pipeline.load.specs import SPECS, EntitySpec, adapter
 from crm_pipeline.load.warehouse import Warehouse, ensure_schemas
 from crm_pipeline.sources.files import RawRecord, file_sha256, list_files, read_records
 
@@ -69,6 +69,7 @@ class BatchResult:
     loaded_rows: int
     quarantined_rows: int
     reread_rows: int = 0
+    nul_chars_removed: int = 0
     encoding: str | None = None
     skipped: bool = False  # already loaded, unchanged
 
@@ -150,13 +151,20 @@ def load_batch(
     missing_cols = [c for c in spec.required if header is not None and c not in header]
     good: dict[str, list] = {f: [] for f in spec.field_names + [n for n, _ in LINEAGE]}
     bad: dict[str, list] = {n: [] for n, _ in AUDIT_DDL["quarantine"]}
-    reread = 0
+    reread = nuls = 0
+    adapt = adapter(spec.name)
     for rec in records:
         reason = rec.error
         row = None
         if reason is None and missing_cols:
             reason = "missing required column(s) in header: " + ", ".join(missing_cols)
+        if reason is None and adapt is not None:
+            try:
+                rec.record = adapt(rec.record)
+            except (ValueError, KeyError) as exc:
+                reason = f"cannot map record: {exc}"
         if reason is None:
+            nuls += sum(v.count("\x00") for v in rec.record.values() if isinstance(v, str))
             row, reason = normalise_record(spec, rec.record, tz)
         if reason is not None:
             for k, v in zip(
@@ -177,14 +185,15 @@ def load_batch(
     qtypes = dict(AUDIT_DDL["quarantine"])
     bad_tbl = pa.table({k: pa.array(v, type=_arrow_type(qtypes[k])) for k, v in bad.items()})
     result = BatchResult(
-        batch_id,
-        spec.name,
-        source,
-        good_tbl.num_rows + bad_tbl.num_rows,
-        good_tbl.num_rows,
-        bad_tbl.num_rows,
-        reread,
-        encoding,
+        batch_id=batch_id,
+        entity=spec.name,
+        source=source,
+        extracted_rows=good_tbl.num_rows + bad_tbl.num_rows,
+        loaded_rows=good_tbl.num_rows,
+        quarantined_rows=bad_tbl.num_rows,
+        reread_rows=reread,
+        nul_chars_removed=nuls,
+        encoding=encoding,
     )
     with wh.transaction():
         wh.execute(f"delete from raw.{spec.name} where _batch_id = %s", (batch_id,))

@@ -157,6 +157,10 @@ SPECS: dict[str, EntitySpec] = {
                 F("sender_name"),
                 F("sender_unionid"),
                 F("reply_to_msg_id"),
+                # Not in the contract's files; filled by the WeCom adapter.
+                F("action", enum=("send", "recall")),
+                F("recalled_msg_id"),
+                F("recipients"),
             ),
             ("msg_id",),
             "chat",
@@ -178,3 +182,12 @@ SPECS: dict[str, EntitySpec] = {
 }
 
 SHOP_ENTITIES = [n for n, s in SPECS.items() if s.source_system == "shop"]
+
+
+def adapter(entity: str):
+    """A source-shape adapter applied to each record before normalisation, if the entity has one."""
+    if entity == "chat_messages":
+        from crm_pipeline.sources.chat import adapt
+
+        return adapt
+    return None

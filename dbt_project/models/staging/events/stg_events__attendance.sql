@@ -1,0 +1,49 @@
+{#- One row per (event, attendee_ref, status) on or before the as-of day. -#}
+with
+
+source as (
+
+    select * from {{ source('events', 'events') }}
+
+),
+
+known_as_of as (
+
+    select * from source
+    where event_date <= {{ as_of_date() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by event_id, attendee_ref, status
+            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        event_id,
+        trim(attendee_ref) as attendee_ref,
+        -- attributes
+        nullif(trim(event_name), '') as event_name,
+        trim(city) as city,
+        status as attendance_status,
+        -- dates
+        event_date,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

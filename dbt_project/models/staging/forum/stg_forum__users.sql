@@ -1,0 +1,49 @@
+with
+
+source as (
+
+    select * from {{ source('forum', 'forum_users') }}
+
+),
+
+known_as_of as (
+
+    select * from source
+    where joined_at < {{ as_of_end() }}
+
+),
+
+versioned as (
+
+    select
+        *,
+        row_number() over (
+            partition by user_id
+            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+        ) as version_rank
+    from known_as_of
+
+),
+
+final as (
+
+    select
+        -- ids
+        user_id,
+        nullif(trim(member_id), '') as member_id,
+        nullif(trim(wechat_unionid), '') as wechat_unionid,
+        nullif(trim(phone), '') as phone,
+        nullif(lower(trim(email)), '') as email,
+        -- attributes
+        username,
+        -- timestamps
+        joined_at,
+        -- lineage
+        _batch_id as batch_id
+
+    from versioned
+    where version_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,75 @@
+"""WeCom chat-archive records mapped onto the chat_messages contract."""
+
+import pytest
+
+from crm_pipeline.sources.chat import adapt, from_wecom
+
+BASE = {
+    "msgid": "m1",
+    "action": "send",
+    "from": "wmUser1",
+    "tolist": ["wmUser2"],
+    "roomid": "wrRoom1",
+    "msgtime": 1763740800123,
+}
+
+
+def test_text_record_maps_to_the_contract():
+    out = from_wecom({**BASE, "msgtype": "text", "text": {"content": "快递太慢了😭"}})
+    assert out == {
+        "msg_id": "m1",
+        "group_id": "wrRoom1",
+        "sender_id": "wmUser1",
+        # 1763740800123 ms = 2025-11-21T16:00:00.123 UTC
+        "sent_at": "2025-11-21T16:00:00.123+00:00",
+        "msg_type": "text",
+        "content": "快递太慢了😭",
+        "action": "send",
+        "recipients": '["wmUser2"]',
+    }
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "body", "msg_type", "content"),
+    [
+        ("redpacket", {"wish": "恭喜发财"}, "red_packet", "[红包]恭喜发财"),
+        ("image", {"md5sum": "x"}, "image", "[image]"),
+        ("emotion", {}, "image", "[emotion]"),
+        ("link", {"link_url": "https://example.com/a"}, "link", "https://example.com/a"),
+        ("voice", {}, "voice", "[voice]"),
+    ],
+)
+def test_media_records_map_to_contract_types(msgtype, body, msg_type, content):
+    out = from_wecom({**BASE, "msgtype": msgtype, msgtype: body})
+    assert (out["msg_type"], out["content"]) == (msg_type, content)
+
+
+def test_recall_points_at_the_recalled_message():
+    out = from_wecom({**BASE, "msgid": "m2", "action": "recall", "msgtype": "revoke", "revoke": {"pre_msgid": "m1"}})
+    assert (out["msg_type"], out["action"], out["recalled_msg_id"]) == ("system", "recall", "m1")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({**BASE, "msgtype": "vote"}, "unknown WeCom msgtype 'vote'"),
+        ({"msgid": "m3", "action": "switch", "time": 1, "user": "u"}, "account switches"),
+        ({**BASE, "action": "recall", "msgtype": "revoke", "revoke": {}}, "without revoke.pre_msgid"),
+        ({**BASE, "msgtype": "text", "text": {"content": "x"}, "msgtime": "yesterday"}, "epoch milliseconds"),
+    ],
+)
+def test_unmappable_records_say_why(record, message):
+    with pytest.raises(ValueError, match=message):
+        from_wecom(record)
+
+
+def test_contract_shaped_records_pass_through():
+    rec = {
+        "msg_id": "x",
+        "group_id": "g",
+        "sender_id": "s",
+        "sent_at": "2026-01-01",
+        "msg_type": "text",
+        "content": "hi",
+    }
+    assert adapt(rec) is rec
