@@ -7,7 +7,9 @@ from airflow.sdk import Asset, dag, task
 from _common import DEFAULT_ARGS, START_DATE, TAGS, daily_timetable
 
 
-def extract_dag(dag_id: str, doc: str, entities: list[str], asset: Asset, *, sql_source: bool = False):
+def extract_dag(
+    dag_id: str, doc: str, entities: list[str], asset: Asset, *, sql_source: bool = False, api_source: bool = False
+):
     """Build the extract DAG for one source system (entities from CONTRACTS.md section 2)."""
 
     @dag(
@@ -65,6 +67,23 @@ def extract_dag(dag_id: str, doc: str, entities: list[str], asset: Asset, *, sql
             sql = extract_sql.expand(entity=entities)
             ready >> sql
             groups.append(sql)
+        if api_source:
+
+            @task(max_active_tis_per_dag=1)
+            def extract_api(params=None, logical_date=None) -> list[dict]:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                from crm_pipeline.pipeline import extract_forum_api, resolve_as_of
+                from crm_pipeline.sources.discourse import MalformedPageError
+
+                try:
+                    return extract_forum_api(resolve_as_of(params, logical_date))
+                except MalformedPageError as exc:  # the API sent garbage: retrying cannot help
+                    raise AirflowFailException(str(exc)) from exc
+
+            api = extract_api()
+            ready >> api
+            groups.append(api)
         publish_raw(*groups)
 
     return build()

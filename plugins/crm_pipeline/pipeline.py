@@ -72,6 +72,19 @@ def extract_sql_entity(entity: str, as_of: dt.date) -> dict:
     return result.as_dict()
 
 
+def extract_forum_api(as_of: dt.date) -> list[dict]:
+    """Users and posts from the forum API (Airflow connection `crm_forum_api`, or CRM_FORUM_API_URL)."""
+    from crm_pipeline.sources import discourse
+
+    api = discourse.config_from_connection() or discourse.env_config()
+    if api is None:
+        return [{"entity": "forum_posts", "skipped": "no crm_forum_api connection or CRM_FORUM_API_URL"}]
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        return [r.as_dict() for r in discourse.extract(wh, api, as_of, cfg.tz)]
+
+
 def build_marts(as_of: dt.date) -> None:
     from crm_pipeline.transform.dbt import run_dbt
 

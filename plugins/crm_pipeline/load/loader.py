@@ -225,6 +225,28 @@ def load_batch(
     return result
 
 
+class Watermarked(list):
+    """Extracted records plus the watermark to store, in the same transaction as the rows."""
+
+    def __init__(self, items, entity: str, source: str, watermark: str | None):
+        super().__init__(items)
+        self.entity, self.source, self.watermark = entity, source, watermark
+
+    def on_commit(self, wh: Warehouse) -> None:
+        if self.watermark is None:
+            return
+        wh.execute("delete from audit.watermarks where entity = %s and source = %s", (self.entity, self.source))
+        wh.execute(
+            "insert into audit.watermarks (entity, source, watermark, updated_at) values (%s, %s, %s, %s)",
+            (self.entity, self.source, self.watermark, dt.datetime.now(dt.UTC).replace(tzinfo=None)),
+        )
+
+
+def read_watermark(wh: Warehouse, entity: str, source: str) -> str | None:
+    row = wh.fetchone("select watermark from audit.watermarks where entity = %s and source = %s", (entity, source))
+    return row[0] if row else None
+
+
 def load_file(
     wh: Warehouse, entity: str, path: Path, landing_dir: Path, run_date: dt.date, tz: ZoneInfo, *, force: bool = False
 ) -> BatchResult:

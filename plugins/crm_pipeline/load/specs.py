@@ -140,6 +140,9 @@ SPECS: dict[str, EntitySpec] = {
                 F("like_count", "int", lo=0),
                 F("updated_at", "timestamp"),
                 F("is_deleted", "bool"),
+                # From the forum API: replies name a post number in the topic.
+                F("post_number", "int", lo=1),
+                F("reply_to_post_number", "int", lo=1),
             ),
             ("post_id",),
             "forum",

@@ -13,7 +13,7 @@ import hashlib
 import os
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.load.loader import BatchResult, ensure_tables, load_batch
+from crm_pipeline.load.loader import BatchResult, Watermarked, ensure_tables, load_batch, read_watermark
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.files import RawRecord
@@ -61,8 +61,8 @@ def extract_entity(wh: Warehouse, url: str, entity: str, run_date: dt.date, tz: 
     ensure_tables(wh, [entity])
     change_col, sql = INCREMENTAL[entity]
     source = source_label(url, entity)
-    row = wh.fetchone("select watermark from audit.watermarks where entity = %s and source = %s", (entity, source))
-    watermark = dt.datetime.fromisoformat(row[0]) if row else None
+    stored = read_watermark(wh, entity, source)
+    watermark = dt.datetime.fromisoformat(stored) if stored else None
     since = (watermark - lookback()) if watermark else EPOCH
     engine = sa.create_engine(url)
     try:
@@ -74,11 +74,11 @@ def extract_entity(wh: Warehouse, url: str, entity: str, run_date: dt.date, tz: 
     new_watermark = max((r[change_col] for r in rows if r.get(change_col) is not None), default=watermark)
     # Hashes already loaded from this source: what the lookback re-reads.
     seen = {h for (h,) in wh.fetchall(f"select _row_hash from raw.{entity} where _source = %s", (source,))}
-    records = _Records(
-        (RawRecord(None, {k: v for k, v in r.items() if not k.startswith("_")}, _raw(r)) for r in rows),
+    records = Watermarked(
+        [RawRecord(None, {k: v for k, v in r.items() if not k.startswith("_")}, _raw(r)) for r in rows],
         entity,
         source,
-        new_watermark,
+        new_watermark.isoformat() if new_watermark else None,
     )
     digest = hashlib.sha256(repr(sorted(_raw(r) for r in rows)).encode("utf-8")).hexdigest()
     batch_id = hashlib.sha256(f"{entity}\x1f{source}\x1f{digest}".encode()).hexdigest()[:24]
@@ -90,27 +90,3 @@ def extract_entity(wh: Warehouse, url: str, entity: str, run_date: dt.date, tz: 
 
 def _raw(row: dict) -> str:
     return repr({k: (v.isoformat() if isinstance(v, dt.datetime | dt.date) else str(v)) for k, v in row.items()})
-
-
-class _Records:
-    """The extracted records, plus the watermark update committed with them."""
-
-    def __init__(self, it, entity: str, source: str, watermark: dt.datetime | None):
-        self._it, self.entity, self.source, self.watermark = it, entity, source, watermark
-
-    def __iter__(self):
-        return iter(self._it)
-
-    def on_commit(self, wh: Warehouse) -> None:
-        if self.watermark is None:
-            return
-        wh.execute("delete from audit.watermarks where entity = %s and source = %s", (self.entity, self.source))
-        wh.execute(
-            "insert into audit.watermarks (entity, source, watermark, updated_at) values (%s, %s, %s, %s)",
-            (
-                self.entity,
-                self.source,
-                self.watermark.isoformat(),
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            ),
-        )

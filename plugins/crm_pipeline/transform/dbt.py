@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -53,7 +54,8 @@ def artifacts_dir(target: WarehouseTarget) -> Path:
     """Per-warehouse dbt target/log dirs, so two warehouses never share compiled state."""
     base = Path(os.environ.get("CRM_DBT_ARTIFACTS_DIR", REPO_ROOT / "data" / "dbt"))
     name = target.path.stem if target.kind == "duckdb" else f"pg_{target.database}"
-    return base / name
+    # Two warehouses with the same file name (or database name on two hosts) must not share compiled state.
+    return base / f"{name}-{hashlib.sha1(target.label.encode()).hexdigest()[:8]}"
 
 
 def dbt_vars(as_of: dt.date, tz: str) -> dict[str, str]:

@@ -35,30 +35,42 @@ versioned as (
 
 ),
 
+latest as (
+
+    select * from versioned
+    where version_rank = 1
+
+),
+
 final as (
 
     select
         -- ids
-        post_id,
-        topic_id,
-        user_id,
-        nullif(trim(reply_to_post_id), '') as reply_to_post_id,
+        latest.post_id,
+        latest.topic_id,
+        latest.user_id,
+        {#- File drops name the parent post; the forum API names its number in the topic. -#}
+        coalesce(nullif(trim(latest.reply_to_post_id), ''), parent.post_id) as reply_to_post_id,
+        latest.post_number,
         -- attributes
-        nullif(trim(category), '') as category,
-        nullif(trim(title), '') as title,
-        content as post_text,
-        coalesce(is_deleted, false) as is_deleted,
-        version_count > 1 as has_earlier_versions,
+        nullif(trim(latest.category), '') as category,
+        nullif(trim(latest.title), '') as title,
+        latest.content as post_text,
+        coalesce(latest.is_deleted, false) as is_deleted,
+        latest.version_count > 1 as has_earlier_versions,
         -- timestamps
-        created_at,
-        coalesce(updated_at, created_at) as updated_at,
+        latest.created_at,
+        coalesce(latest.updated_at, latest.created_at) as updated_at,
         -- measures
-        coalesce(like_count, 0) as like_count,
+        coalesce(latest.like_count, 0) as like_count,
         -- lineage
-        _batch_id as batch_id
+        latest._batch_id as batch_id
 
-    from versioned
-    where version_rank = 1
+    from latest
+    left join latest as parent
+        on
+            latest.topic_id = parent.topic_id
+            and latest.reply_to_post_number = parent.post_number
 
 )
 
