@@ -149,10 +149,14 @@ def load_batch(
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     missing_cols = [c for c in spec.required if header is not None and c not in header]
+    adapt = adapter(spec.name)
+    if adapt is not None and len(missing_cols) == len(spec.required):
+        # A foreign shape (e.g. a WeChat backup CSV): the adapter maps each record and
+        # normalisation names any field still missing.
+        missing_cols = []
     good: dict[str, list] = {f: [] for f in spec.field_names + [n for n, _ in LINEAGE]}
     bad: dict[str, list] = {n: [] for n, _ in AUDIT_DDL["quarantine"]}
     reread = nuls = 0
-    adapt = adapter(spec.name)
     for rec in records:
         reason = rec.error
         row = None

@@ -1,10 +1,14 @@
-"""Chat-group exports: WeCom chat-archive records mapped onto the chat_messages contract.
+"""Chat-group exports in the shapes real tools write, mapped onto the chat_messages contract.
 
-Flattened CSV (WeChat/QQ backup tools) and plain JSON Lines already carry the
-contract's field names and pass through. A WeCom record (`msgid`, `action`,
-`from`, `tolist`, `roomid`, `msgtime` in ms, `msgtype`, `<msgtype>: {...}`)
-is recognised by its `msgid` and mapped here; a recall (`action: recall`,
-`revoke.pre_msgid`) becomes a system record pointing at the recalled message.
+* Records that already carry the contract's field names pass through.
+* WeCom chat-archive records (`msgid`, `action`, `from`, `tolist`, `roomid`,
+  `msgtime` in ms, `msgtype`, `<msgtype>: {...}`) are recognised by `msgid`;
+  a recall (`action: recall`, `revoke.pre_msgid`) becomes a system record
+  pointing at the recalled message.
+* Desktop WeChat backup CSVs (MemoTrace / WeChatMsg style: `localId`,
+  `TalkerId`/`StrTalker`, `Type`, `SubType`, `IsSender`, `CreateTime` in
+  epoch seconds, `StrContent`, `NickName`, `Sender`) are recognised by
+  `StrContent` and `CreateTime`; the numeric message type is mapped below.
 """
 
 from __future__ import annotations
@@ -88,5 +92,59 @@ def from_wecom(record: dict) -> dict:
     }
 
 
+# WeChat desktop database message types (Type, SubType) -> contract msg_type
+WECHAT_TYPES = {
+    "1": "text",
+    "3": "image",
+    "34": "voice",
+    "43": "video",
+    "47": "image",
+    "48": "link",
+    "49": "link",
+    "50": "voice",
+    "10000": "system",
+    "10002": "system",
+}
+WECHAT_RED_PACKET_SUBTYPES = {"2001", "2003"}  # Type 49 app messages that are red packets
+
+
+def is_wechat_backup(record: dict) -> bool:
+    return "StrContent" in record and "CreateTime" in record and "msg_id" not in record
+
+
+def from_wechat_backup(record: dict) -> dict:
+    """One row of a desktop WeChat backup CSV -> a chat_messages record."""
+    type_code = str(record.get("Type", "")).strip()
+    sub = str(record.get("SubType", "")).strip()
+    if type_code == "49" and sub in WECHAT_RED_PACKET_SUBTYPES:
+        msg_type = "red_packet"
+    elif type_code in WECHAT_TYPES:
+        msg_type = WECHAT_TYPES[type_code]
+    else:
+        raise ValueError(f"unknown WeChat message Type {type_code!r}")
+    try:
+        sent = dt.datetime.fromtimestamp(int(record["CreateTime"]), dt.UTC).isoformat()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"CreateTime: not epoch seconds: {record.get('CreateTime')!r}") from exc
+    group = record.get("StrTalker") or record.get("TalkerId")
+    content = record.get("StrContent") or ""
+    if msg_type not in ("text", "system") and not content.strip():
+        content = f"[{msg_type}]"
+    return {
+        "msg_id": record.get("MsgSvrID") or f"{group}:{record.get('localId')}",
+        "group_id": group,
+        "sender_id": record.get("Sender") or ("self" if str(record.get("IsSender")) == "1" else None),
+        "sent_at": sent,
+        "msg_type": msg_type,
+        "content": content,
+        "sender_name": record.get("NickName"),
+        "action": "send",
+    }
+
+
 def adapt(record: dict) -> dict:
-    return from_wecom(record) if is_wecom(record) else record
+    if is_wecom(record):
+        return from_wecom(record)
+    if is_wechat_backup(record):
+        return from_wechat_backup(record)
+    return record

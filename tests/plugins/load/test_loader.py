@@ -129,3 +129,25 @@ def test_encodings_land_identical_rows(crm_env, encoding):
         assert result.loaded_rows == 2
         rows = wh.fetchall("select review_id, content from raw.reviews order by review_id")
     assert rows == [("v1", "物流太慢😭 質量差 𠀀"), ("v2", "Great quality!")]
+
+
+def test_a_wechat_backup_csv_lands_in_the_same_table(crm_env):
+    landing = crm_env["landing"]
+    (landing / "chat_messages").mkdir()
+    text = (
+        "localId,TalkerId,Type,SubType,IsSender,CreateTime,Status,StrContent,StrTime,Remark,NickName,Sender,StrTalker\n"
+        '1,3,10000,0,0,1763690000,2,"""阿明""加入了群聊",2025-11-21 09:53:20,,阿明,wxid_a,g@chatroom\n'
+        "2,3,1,0,0,1763690400,2,质量太差了,2025-11-21 10:00:00,,阿明,wxid_a,g@chatroom\n"
+        "3,3,999,0,0,1763690500,2,?,2025-11-21 10:01:40,,阿明,wxid_a,g@chatroom\n"
+    )
+    (landing / "chat_messages" / "wechat_backup.csv").write_bytes(text.encode("gb18030"))
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        (result,) = load_landing(wh, "chat_messages", landing, RUN, SH)
+        assert (result.encoding, result.loaded_rows, result.quarantined_rows) == ("gb18030", 2, 1)
+        rows = wh.fetchall("select msg_id, msg_type, content, sent_at from raw.chat_messages order by msg_id")
+        reason = wh.fetchone("select reason from audit.quarantine")[0]
+    assert rows == [
+        ("g@chatroom:1", "system", '"阿明"加入了群聊', dt.datetime(2025, 11, 21, 1, 53, 20)),
+        ("g@chatroom:2", "text", "质量太差了", dt.datetime(2025, 11, 21, 2, 0)),
+    ]
+    assert reason == "cannot map record: unknown WeChat message Type '999'"

@@ -73,3 +73,53 @@ def test_contract_shaped_records_pass_through():
         "content": "hi",
     }
     assert adapt(rec) is rec
+
+
+WECHAT_ROW = {
+    "localId": "17",
+    "TalkerId": "3",
+    "StrTalker": "12345678@chatroom",
+    "Type": "1",
+    "SubType": "0",
+    "IsSender": "0",
+    "CreateTime": "1763690400",
+    "Status": "2",
+    "StrContent": "发货太慢了",
+    "StrTime": "2025-11-21 10:00:00",
+    "Remark": "",
+    "NickName": "阿明",
+    "Sender": "wxid_abc",
+}
+
+
+def test_wechat_backup_row_maps_to_the_contract():
+    assert adapt(WECHAT_ROW) == {
+        "msg_id": "12345678@chatroom:17",
+        "group_id": "12345678@chatroom",
+        "sender_id": "wxid_abc",
+        # 1763690400 s = 2025-11-21 02:00:00 UTC (10:00 in Shanghai, as StrTime says)
+        "sent_at": "2025-11-21T02:00:00+00:00",
+        "msg_type": "text",
+        "content": "发货太慢了",
+        "sender_name": "阿明",
+        "action": "send",
+    }
+
+
+@pytest.mark.parametrize(
+    ("type_code", "sub", "content", "msg_type", "expected_content"),
+    [
+        ("3", "0", "", "image", "[image]"),
+        ("49", "2001", "", "red_packet", "[red_packet]"),
+        ("10000", "0", '"阿明"加入了群聊', "system", '"阿明"加入了群聊'),
+        ("43", "0", "", "video", "[video]"),
+    ],
+)
+def test_wechat_backup_types(type_code, sub, content, msg_type, expected_content):
+    out = adapt({**WECHAT_ROW, "Type": type_code, "SubType": sub, "StrContent": content})
+    assert (out["msg_type"], out["content"]) == (msg_type, expected_content)
+
+
+def test_wechat_backup_unknown_type_says_why():
+    with pytest.raises(ValueError, match="unknown WeChat message Type '999'"):
+        adapt({**WECHAT_ROW, "Type": "999"})

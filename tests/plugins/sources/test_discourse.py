@@ -7,7 +7,6 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
-from forum_api_server import ScriptedApi
 
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.discourse import (
@@ -17,6 +16,7 @@ from crm_pipeline.sources.discourse import (
     MalformedPageError,
     extract,
 )
+from forum_api_server import ScriptedApi
 
 SH = ZoneInfo("Asia/Shanghai")
 RUN = dt.date(2026, 11, 22)
