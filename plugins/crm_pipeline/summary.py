@@ -54,7 +54,24 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if "dim_customers" in counts
         else []
     )
-    return {"loads": loads, "reasons": reasons, "counts": counts, "grid": grid, "tiers": dict(tiers)}
+    channels = (
+        wh.fetchone(
+            "select count(*), sum(case when is_customer then 1 else 0 end), "
+            "sum(case when is_forum_member then 1 else 0 end), sum(case when is_chat_member then 1 else 0 end), "
+            "sum(case when is_customer and (is_forum_member or is_chat_member) then 1 else 0 end) "
+            "from marts.dim_customers"
+        )
+        if "dim_customers" in counts
+        else None
+    )
+    return {
+        "loads": loads,
+        "reasons": reasons,
+        "counts": counts,
+        "grid": grid,
+        "tiers": dict(tiers),
+        "channels": channels,
+    }
 
 
 def render(data: dict, as_of: dt.date, where: str) -> str:
@@ -69,6 +86,13 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
     if data["reasons"]:
         out += ["", "Quarantine, top reasons:", table(["entity", "reason", "rows"], [list(r) for r in data["reasons"]])]
     out += ["", "Marts:", table(["mart", "rows"], [[f"marts.{k}", v] for k, v in data["counts"].items()])]
+    if data.get("channels"):
+        people, shop, forum, chat, both = data["channels"]
+        out += [
+            "",
+            f"People: {people} (shop customers {shop}, forum members {forum}, chat members {chat}; "
+            f"{both} both buy and take part)",
+        ]
     if data["tiers"]:
         out += [
             "",
@@ -87,7 +111,18 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
 
 
 def print_summary(as_of: dt.date) -> None:
-    target = parse_url(settings().warehouse_url)
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
     with Warehouse(target) as wh:
         data = collect(wh, as_of)
-    print(render(data, as_of, target.label))
+        print(render(data, as_of, target.label))
+        # The sample community's ground truth lives beside the landing dir; real data has none.
+        truth = cfg.landing_dir.parent / "ground_truth"
+        if (truth / "people.csv").exists() and wh.table_exists("intermediate", "int_identity__resolved"):
+            from crm_pipeline.identity_eval import score
+
+            s = score(wh, truth)
+            print(
+                f"\nIdentity linking vs ground truth ({truth}): precision {s.precision:.4f}, recall {s.recall:.4f} "
+                f"({s.correct_pairs} of {s.predicted_pairs} predicted pairs correct, {s.true_pairs} linkable pairs)"
+            )

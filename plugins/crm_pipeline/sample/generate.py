@@ -125,6 +125,7 @@ class Person:
     customer_id: str | None = None
     forum_user_id: str | None = None
     chat_sender_id: str | None = None
+    forum_link: str = ""  # the key the forum account shares with the shop, if any
     value: float = 1.0  # Pareto spend multiplier
     activity: float = 1.0  # community activity multiplier
     orders: list = field(default_factory=list)
@@ -390,8 +391,10 @@ class Generator:
                 "wechat_unionid": "",
             }
             links = [k for k in ("member_id", "phone", "email", "unionid") if getattr(p, k)]
+            p.forum_link = ""
             if links:
                 key = rng.choice(links)
+                p.forum_link = key
                 if key == "phone":
                     row["phone"] = format_phone(rng, p.phone)
                 elif key == "unionid":
@@ -668,6 +671,7 @@ def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_d
                 "customer_id",
                 "forum_user_id",
                 "chat_sender_id",
+                "forum_link_key",
                 "phone",
                 "email",
                 "unionid",
@@ -683,6 +687,7 @@ def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_d
                     p.customer_id or "",
                     p.forum_user_id or "",
                     p.chat_sender_id or "",
+                    p.forum_link,
                     p.phone or "",
                     p.email or "",
                     p.unionid or "",

@@ -1,5 +1,6 @@
-{#- R, F and M per customer with at least one counted order, scored 1-5
-    overall (macro quintile_score), then named by the rfm_segments seed. -#}
+{#- R, F and M per person with at least one counted order (all their shop
+    accounts together), scored 1-5 overall (macro quintile_score), then named
+    by the rfm_segments seed. -#}
 with
 
 orders as (
@@ -17,14 +18,14 @@ segments as (
 per_customer as (
 
     select
-        customer_id,
+        person_id,
         min(ordered_at) as first_order_at,
         max(ordered_at) as last_order_at,
         max(ordered_date) as last_order_date,
         count(*) as frequency_orders,
         cast(sum(net_amount) as decimal(18, 2)) as monetary_amount
     from orders
-    group by customer_id
+    group by person_id
 
 ),
 
@@ -61,7 +62,7 @@ final as (
 
     select
         -- ids
-        with_fm.customer_id,
+        with_fm.person_id,
         -- timestamps
         with_fm.first_order_at,
         with_fm.last_order_at,

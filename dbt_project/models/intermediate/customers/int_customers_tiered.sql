@@ -7,9 +7,9 @@
     with no counted order are prospects. -#}
 with
 
-customers as (
+persons as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('int_persons') }}
 
 ),
 
@@ -29,11 +29,11 @@ located as (
 
     select
         scored.*,
-        coalesce(customers.province, 'unknown') as province,
-        coalesce(customers.city, customers.province, 'unknown') as city
+        coalesce(persons.province, 'unknown') as province,
+        coalesce(persons.city, persons.province, 'unknown') as city
     from scored
-    left join customers
-        on scored.customer_id = customers.customer_id
+    left join persons
+        on scored.person_id = persons.person_id
 
 ),
 
@@ -109,14 +109,14 @@ graded as (
 tier_matches as (
 
     select
-        graded.customer_id,
+        graded.person_id,
         max(tiers.tier_rank) as tier_rank
     from graded
     inner join tiers
         on
             graded.frequency_orders >= tiers.min_frequency_orders
             and graded.circle_percentile >= tiers.min_circle_percentile
-    group by graded.customer_id
+    group by graded.person_id
 
 ),
 
@@ -127,7 +127,7 @@ final as (
         tiers.tier as community_tier
     from graded
     inner join tier_matches
-        on graded.customer_id = tier_matches.customer_id
+        on graded.person_id = tier_matches.person_id
     inner join tiers
         on tier_matches.tier_rank = tiers.tier_rank
 

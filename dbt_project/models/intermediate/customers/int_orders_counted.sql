@@ -15,6 +15,12 @@ refunds as (
 
 ),
 
+resolved as (
+
+    select * from {{ ref('int_identity__resolved') }}
+
+),
+
 counted as (
 
     select * from orders
@@ -40,6 +46,8 @@ final as (
         -- ids
         counted.order_id,
         counted.customer_id,
+        {#- An order of a customer the shop never exported is that customer's own person. -#}
+        coalesce(resolved.person_id, 'customer:' || counted.customer_id) as person_id,
         -- attributes
         counted.order_status,
         counted.channel,
@@ -56,6 +64,8 @@ final as (
     from counted
     left join refunded_per_order
         on counted.order_id = refunded_per_order.order_id
+    left join resolved
+        on '1customer:' || counted.customer_id = resolved.account_node
 
 )
 

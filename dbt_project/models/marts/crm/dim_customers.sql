@@ -1,10 +1,13 @@
-{#- One row per person. For now a person is a shop customer; identity
-    across forum and chat (issue 4) adds community-only members. -#}
+{#- One row per person: a shop customer, a community member, or both, as
+    identity resolution links them (int_identity__resolved). customer_key is
+    a keyed hash of the person's anchor account: their smallest shop customer
+    id when they have one, so it stays stable while their links do not
+    change. -#}
 with
 
-customers as (
+persons as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('int_persons') }}
 
 ),
 
@@ -45,24 +48,26 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', "'customer:' || customers.customer_id") }} as customer_key,
+        {{ keyed_hash('pseudonym_key.secret', 'persons.person_id') }} as customer_key,
         -- attributes
-        customers.province,
-        customers.city,
-        false as is_forum_member,
-        false as is_chat_member,
+        persons.province,
+        persons.city,
+        persons.is_customer,
+        persons.is_forum_member,
+        persons.is_chat_member,
+        persons.is_staff,
         coalesce(tiered.community_tier, lowest_tier.tier) as community_tier,
         -- timestamps
-        customers.registered_at,
+        persons.registered_at,
         tiered.first_order_at,
         -- dates
         {{ as_of_date() }} as as_of_date
 
-    from customers
+    from persons
     cross join pseudonym_key
     cross join lowest_tier
     left join tiered
-        on customers.customer_id = tiered.customer_id
+        on persons.person_id = tiered.person_id
 
 )
 

@@ -16,7 +16,7 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', "'customer:' || tiered.customer_id") }} as customer_key,
+        {{ keyed_hash('pseudonym_key.secret', 'tiered.person_id') }} as customer_key,
         -- dates
         {{ as_of_date() }} as as_of_date,
         tiered.last_order_date,

@@ -52,6 +52,7 @@ final as (
         latest.group_id,
         latest.sender_id,
         nullif(trim(latest.sender_unionid), '') as sender_unionid,
+        nullif(trim(latest.sender_name), '') as sender_name,
         nullif(trim(latest.reply_to_msg_id), '') as reply_to_msg_id,
         latest.recalled_msg_id,
         -- attributes

@@ -1,0 +1,100 @@
+{#- Every account a person can hold: shop customer, forum user, chat sender.
+    account_node sorts customers first ('1customer:', '2forum:', '3chat:'),
+    so a person's anchor is their smallest shop customer id when they have
+    one. Staff and bots (seed staff_accounts) are flagged. -#}
+with
+
+customers as (
+
+    select * from {{ ref('stg_shop__customers') }}
+
+),
+
+forum_users as (
+
+    select * from {{ ref('stg_forum__users') }}
+
+),
+
+chat_messages as (
+
+    select * from {{ ref('stg_chat__messages') }}
+
+),
+
+staff_patterns as (
+
+    select * from {{ ref('staff_accounts') }}
+
+),
+
+chat_senders as (
+
+    select
+        sender_id,
+        max(sender_name) as display_name
+    from chat_messages
+    group by sender_id
+
+),
+
+accounts as (
+
+    select
+        '1customer:' || customer_id as account_node,
+        'customer' as account_type,
+        customer_id as account_id,
+        cast(null as varchar) as display_name
+    from customers
+
+    union all
+
+    select
+        '2forum:' || user_id as account_node,
+        'forum' as account_type,
+        user_id as account_id,
+        username as display_name
+    from forum_users
+
+    union all
+
+    select
+        '3chat:' || sender_id as account_node,
+        'chat' as account_type,
+        sender_id as account_id,
+        display_name
+    from chat_senders
+
+),
+
+staff as (
+
+    select distinct accounts.account_node
+    from accounts
+    inner join staff_patterns
+        on
+            accounts.account_type = staff_patterns.account_type
+            and (
+                lower(accounts.account_id) like lower(staff_patterns.pattern)
+                or lower(coalesce(accounts.display_name, '')) like lower(staff_patterns.pattern)
+            )
+
+),
+
+final as (
+
+    select
+        -- ids
+        accounts.account_node,
+        accounts.account_type,
+        accounts.account_id,
+        -- attributes
+        staff.account_node is not null as is_staff
+
+    from accounts
+    left join staff
+        on accounts.account_node = staff.account_node
+
+)
+
+select * from final

@@ -1,0 +1,56 @@
+{#- One row per person: where they live (their anchor customer's city), and
+    which channels they are on. -#}
+with
+
+resolved as (
+
+    select * from {{ ref('int_identity__resolved') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_shop__customers') }}
+
+),
+
+per_person as (
+
+    select
+        person_id,
+        min(case when account_type = 'customer' then account_id end) as anchor_customer_id,
+        count(*) as account_count,
+        sum(case when account_type = 'customer' then 1 else 0 end) as customer_accounts,
+        sum(case when account_type = 'forum' then 1 else 0 end) as forum_accounts,
+        sum(case when account_type = 'chat' then 1 else 0 end) as chat_accounts,
+        max(case when is_staff then 1 else 0 end) = 1 as is_staff
+    from resolved
+    group by person_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        per_person.person_id,
+        per_person.anchor_customer_id,
+        -- attributes
+        customers.province,
+        customers.city,
+        per_person.customer_accounts > 0 as is_customer,
+        per_person.forum_accounts > 0 as is_forum_member,
+        per_person.chat_accounts > 0 as is_chat_member,
+        per_person.is_staff,
+        -- measures
+        per_person.account_count,
+        -- timestamps
+        customers.registered_at
+
+    from per_person
+    left join customers
+        on per_person.anchor_customer_id = customers.customer_id
+
+)
+
+select * from final
