@@ -7,7 +7,7 @@ import datetime as dt
 from crm_pipeline.config import settings
 from crm_pipeline.load.warehouse import Warehouse, parse_url
 
-MARTS = ["dim_customers", "fct_customer_rfm"]
+MARTS = ["dim_customers", "fct_customer_rfm", "fct_community_engagement"]
 TIERS = ["prospect", "customer", "member", "partner"]
 
 
@@ -64,7 +64,35 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if "dim_customers" in counts
         else None
     )
+    engagement = "fct_community_engagement" in counts
+    levels = (
+        wh.fetchall(
+            "select e.level, l.level_name, count(*) from marts.fct_community_engagement e "
+            "left join reference.levels l on e.level = l.level group by e.level, l.level_name order by e.level"
+        )
+        if engagement
+        else []
+    )
+    leaders = (
+        wh.fetchall(
+            "select customer_key, distinct_repliers_90d, likes_received_90d, level, community_tier "
+            "from marts.fct_community_engagement where is_opinion_leader order by reach_rank, customer_key limit 10"
+        )
+        if engagement
+        else []
+    )
+    flags = (
+        wh.fetchone(
+            "select sum(case when is_opinion_leader then 1 else 0 end), sum(case when is_core_fan then 1 else 0 end) "
+            "from marts.fct_community_engagement"
+        )
+        if engagement
+        else None
+    )
     return {
+        "levels": levels,
+        "leaders": leaders,
+        "flags": flags,
         "loads": loads,
         "reasons": reasons,
         "counts": counts,
@@ -98,6 +126,24 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
             "",
             "People by community tier (dim_customers):",
             table(["tier", "people"], [[t, data["tiers"].get(t, 0)] for t in TIERS]),
+        ]
+    if data.get("levels"):
+        total = sum(n for *_, n in data["levels"]) or 1
+        out += [
+            "",
+            "Community members by level (fct_community_engagement):",
+            table(
+                ["level", "name", "members", "share"],
+                [[lv, name, n, f"{100 * n / total:.1f}%"] for lv, name, n in data["levels"]],
+            ),
+        ]
+    if data.get("flags"):
+        leaders_n, core_n = data["flags"]
+        out += ["", f"Opinion leaders: {leaders_n or 0}; core fans (top engagement, member or partner): {core_n or 0}"]
+    if data.get("leaders"):
+        out += [
+            "Top opinion leaders (by reach: distinct repliers in 90 days):",
+            table(["customer_key", "repliers 90d", "likes 90d", "level", "tier"], [list(r) for r in data["leaders"]]),
         ]
     if data["grid"]:
         segs = sorted({s for s, _, _ in data["grid"]})

@@ -1,0 +1,163 @@
+{#- One row per community member (forum or chat account, not staff) as of
+    as_of_date: 30- and 90-day windows ending on that local day, forum and
+    chat together; points and level (int_members_points); opinion leaders
+    by reach — distinct members who replied to them in 90 days, ranked, the
+    top var('opinion_leader_share') of members with at least
+    var('opinion_leader_min_repliers') repliers; core fans: the top
+    var('core_fan_share') by points who are also member or partner tier. -#}
+with
+
+persons as (
+
+    select * from {{ ref('int_persons') }}
+
+),
+
+activities as (
+
+    select * from {{ ref('int_member_activities_unioned') }}
+
+),
+
+points as (
+
+    select * from {{ ref('int_members_points') }}
+
+),
+
+tiered as (
+
+    select * from {{ ref('int_customers_tiered') }}
+
+),
+
+pseudonym_key as (
+
+    select * from {{ source('private', 'pseudonym_key') }}
+
+),
+
+members as (
+
+    select person_id
+    from persons
+    where (is_forum_member or is_chat_member) and not is_staff
+
+),
+
+windowed as (
+
+    select
+        person_id,
+        activity_type,
+        activity_date,
+        quantity,
+        counterpart_person_id,
+        {{ as_of_date() }} - activity_date as days_ago
+    from activities
+    where activity_date <= {{ as_of_date() }}
+
+),
+
+per_member as (
+
+    select
+        members.person_id,
+        coalesce(sum(case
+            when windowed.activity_type in ('post', 'reply') and windowed.days_ago < 30
+                then windowed.quantity
+        end), 0) as posts_30d,
+        coalesce(sum(case
+            when windowed.activity_type = 'reply_received' and windowed.days_ago < 30
+                then windowed.quantity
+        end), 0) as replies_received_30d,
+        coalesce(sum(case
+            when windowed.activity_type = 'like_received' and windowed.days_ago < 30
+                then windowed.quantity
+        end), 0) as likes_received_30d,
+        coalesce(sum(case
+            when windowed.activity_type = 'chat_message' and windowed.days_ago < 30
+                then windowed.quantity
+        end), 0) as chat_messages_30d,
+        count(distinct case
+            when
+                windowed.activity_type in ('post', 'reply', 'chat_message', 'event_attended')
+                and windowed.days_ago < 30 then windowed.activity_date
+        end) as active_days_30d,
+        coalesce(sum(case
+            when windowed.activity_type = 'event_attended' and windowed.days_ago < 90
+                then windowed.quantity
+        end), 0) as events_attended_90d,
+        coalesce(sum(case
+            when windowed.activity_type = 'like_received' and windowed.days_ago < 90
+                then windowed.quantity
+        end), 0) as likes_received_90d,
+        count(distinct case
+            when windowed.activity_type = 'reply_received' and windowed.days_ago < 90
+                then windowed.counterpart_person_id
+        end) as distinct_repliers_90d
+    from members
+    left join windowed
+        on members.person_id = windowed.person_id
+    group by members.person_id
+
+),
+
+ranked as (
+
+    select
+        per_member.*,
+        coalesce(points.points_total, 0) as points_total,
+        coalesce(points.level, 1) as level,
+        tiered.community_tier,
+        rank() over (order by per_member.distinct_repliers_90d desc, per_member.likes_received_90d desc)
+            as reach_rank,
+        rank() over (order by coalesce(points.points_total, 0) desc) as points_rank,
+        count(*) over () as member_count
+    from per_member
+    left join points
+        on per_member.person_id = points.person_id
+    left join tiered
+        on per_member.person_id = tiered.person_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        {{ keyed_hash('pseudonym_key.secret', 'ranked.person_id') }} as customer_key,
+        -- dates
+        {{ as_of_date() }} as as_of_date,
+        -- measures
+        ranked.posts_30d,
+        ranked.replies_received_30d,
+        ranked.likes_received_30d,
+        ranked.chat_messages_30d,
+        ranked.active_days_30d,
+        ranked.events_attended_90d,
+        ranked.points_total,
+        ranked.level,
+        -- opinion leadership, with its inputs
+        ranked.distinct_repliers_90d,
+        ranked.likes_received_90d,
+        ranked.reach_rank,
+        (
+            ranked.distinct_repliers_90d >= {{ var('opinion_leader_min_repliers') }}
+            and ranked.reach_rank <= ceil({{ var('opinion_leader_share') }} * ranked.member_count)
+        ) as is_opinion_leader,
+        -- core fans: top engagement and member-or-partner tier
+        ranked.points_rank,
+        coalesce(ranked.community_tier, 'prospect') as community_tier,
+        (
+            ranked.points_rank <= ceil({{ var('core_fan_share') }} * ranked.member_count)
+            and ranked.points_total > 0
+            and coalesce(ranked.community_tier, 'prospect') in ('member', 'partner')
+        ) as is_core_fan
+
+    from ranked
+    cross join pseudonym_key
+
+)
+
+select * from final
