@@ -17,11 +17,7 @@ account_keys as (
 
 shared_keys as (
 
-    select key_node
-    from account_keys
-    where account_node like '1customer:%'
-    group by key_node
-    having count(distinct account_node) > 1
+    select * from {{ ref('int_identity__shared_keys') }}
 
 ),
 

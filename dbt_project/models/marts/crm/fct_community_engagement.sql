@@ -63,35 +63,17 @@ per_member as (
 
     select
         members.person_id,
-        coalesce(sum(case
-            when windowed.activity_type in ('post', 'reply') and windowed.days_ago < 30
-                then windowed.quantity
-        end), 0) as posts_30d,
-        coalesce(sum(case
-            when windowed.activity_type = 'reply_received' and windowed.days_ago < 30
-                then windowed.quantity
-        end), 0) as replies_received_30d,
-        coalesce(sum(case
-            when windowed.activity_type = 'like_received' and windowed.days_ago < 30
-                then windowed.quantity
-        end), 0) as likes_received_30d,
-        coalesce(sum(case
-            when windowed.activity_type = 'chat_message' and windowed.days_ago < 30
-                then windowed.quantity
-        end), 0) as chat_messages_30d,
+        {{ windowed_sum("'post', 'reply'", 30) }} as posts_30d,
+        {{ windowed_sum("'reply_received'", 30) }} as replies_received_30d,
+        {{ windowed_sum("'like_received'", 30) }} as likes_received_30d,
+        {{ windowed_sum("'chat_message'", 30) }} as chat_messages_30d,
         count(distinct case
             when
                 windowed.activity_type in ('post', 'reply', 'chat_message', 'event_attended')
                 and windowed.days_ago < 30 then windowed.activity_date
         end) as active_days_30d,
-        coalesce(sum(case
-            when windowed.activity_type = 'event_attended' and windowed.days_ago < 90
-                then windowed.quantity
-        end), 0) as events_attended_90d,
-        coalesce(sum(case
-            when windowed.activity_type = 'like_received' and windowed.days_ago < 90
-                then windowed.quantity
-        end), 0) as likes_received_90d,
+        {{ windowed_sum("'event_attended'", 90) }} as events_attended_90d,
+        {{ windowed_sum("'like_received'", 90) }} as likes_received_90d,
         count(distinct case
             when windowed.activity_type = 'reply_received' and windowed.days_ago < 90
                 then windowed.counterpart_person_id
