@@ -7,7 +7,6 @@ import logging
 
 from crm_pipeline.config import parse_date, settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_landing, write_pseudonym_key
-from crm_pipeline.load.specs import SHOP_ENTITIES
 from crm_pipeline.load.warehouse import Warehouse, parse_url, writer_lock
 
 log = logging.getLogger(__name__)
@@ -35,11 +34,6 @@ def resolve_as_of(params: dict | None, logical_date: dt.datetime | None, tz: str
     from zoneinfo import ZoneInfo
 
     return logical_date.astimezone(ZoneInfo(tz)).date()
-
-
-def _warehouse() -> tuple[Warehouse, object]:
-    target = parse_url(settings().warehouse_url)
-    return Warehouse(target), target
 
 
 def prepare_warehouse() -> str:
@@ -90,7 +84,3 @@ def build_marts(as_of: dt.date) -> None:
 
     run_dbt(["seed"], as_of)
     run_dbt(["build", "--exclude", "resource_type:seed"], as_of)
-
-
-def shop_entities() -> list[str]:
-    return list(SHOP_ENTITIES)

@@ -17,7 +17,6 @@ watermark stays where it was.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -26,8 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.load.loader import BatchResult, Watermarked, ensure_tables, load_batch, read_watermark
-from crm_pipeline.load.specs import SPECS
+from crm_pipeline.load.loader import BatchResult, ensure_tables, load_extract, read_watermark
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.files import RawRecord
 
@@ -217,23 +215,17 @@ def extract(wh: Warehouse, cfg: ForumApiConfig, run_date: dt.date, tz: ZoneInfo,
     users = fetch_users(client)
     posts = fetch_posts(client, since_id)
     results = []
-    for entity, rows, watermark in (
-        ("forum_users", users, None),
-        ("forum_posts", posts, json.dumps({"max_id": max([int(p["post_id"]) for p in posts] + [last_id])})),
+    for entity, rows, watermark, note in (
+        ("forum_users", users, None, f"{len(users)} users listed"),
+        (
+            "forum_posts",
+            posts,
+            json.dumps({"max_id": max([int(p["post_id"]) for p in posts] + [last_id])}),
+            f"since id {since_id}",
+        ),
     ):
-        seen = {h for (h,) in wh.fetchall(f"select _row_hash from raw.{entity} where _source = %s", (source,))}
-        digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
-        batch_id = hashlib.sha256(f"{entity}\x1f{source}\x1f{digest}".encode()).hexdigest()[:24]
-        records = Watermarked(
-            [RawRecord(None, r, json.dumps(r, ensure_ascii=False, default=str)) for r in rows],
-            entity,
-            source,
-            watermark,
-        )
-        note = f"since id {since_id}" if entity == "forum_posts" else f"{len(rows)} users listed"
-        results.append(
-            load_batch(wh, SPECS[entity], batch_id, source, records, run_date, tz, skip_hashes=seen, note=note)
-        )
+        records = [RawRecord(None, r, json.dumps(r, ensure_ascii=False, default=str)) for r in rows]
+        results.append(load_extract(wh, entity, source, records, watermark, run_date, tz, note=note))
     log.info("forum API: %d requests", client.requests_made)
     return results
 

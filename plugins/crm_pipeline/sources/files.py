@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -41,14 +40,6 @@ def list_files(landing_dir: Path, entity: str) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Recorder:
@@ -157,9 +148,9 @@ def csv_header(decoded: DecodedFile) -> list[str]:
     return [h.strip().lstrip("\ufeff") for h in next(reader, [])]
 
 
-def read_records(path: Path) -> tuple[str, list[str] | None, Iterator[RawRecord]]:
-    """(encoding, CSV header or None, records) for one landed file."""
-    data = path.read_bytes()
+def read_records(path: Path, data: bytes | None = None) -> tuple[str, list[str] | None, Iterator[RawRecord]]:
+    """(encoding, CSV header or None, records) for one landed file (its bytes, if already read)."""
+    data = path.read_bytes() if data is None else data
     decoded = decode_file(data)
     fmt = SUFFIXES[path.suffix.lower()]
 

@@ -9,12 +9,10 @@ rows it covers, so a failed load never moves it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.load.loader import BatchResult, Watermarked, ensure_tables, load_batch, read_watermark
-from crm_pipeline.load.specs import SPECS
+from crm_pipeline.load.loader import BatchResult, ensure_tables, load_extract, read_watermark
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.files import RawRecord
 
@@ -57,7 +55,6 @@ def source_label(url: str, entity: str) -> str:
 def extract_entity(wh: Warehouse, url: str, entity: str, run_date: dt.date, tz: ZoneInfo) -> BatchResult:
     import sqlalchemy as sa
 
-    spec = SPECS[entity]
     ensure_tables(wh, [entity])
     change_col, sql = INCREMENTAL[entity]
     source = source_label(url, entity)
@@ -72,20 +69,13 @@ def extract_entity(wh: Warehouse, url: str, entity: str, run_date: dt.date, tz: 
     finally:
         engine.dispose()
     new_watermark = max((r[change_col] for r in rows if r.get(change_col) is not None), default=watermark)
-    # Hashes already loaded from this source: what the lookback re-reads.
-    seen = {h for (h,) in wh.fetchall(f"select _row_hash from raw.{entity} where _source = %s", (source,))}
-    records = Watermarked(
-        [RawRecord(None, {k: v for k, v in r.items() if not k.startswith("_")}, _raw(r)) for r in rows],
-        entity,
-        source,
-        new_watermark.isoformat() if new_watermark else None,
-    )
-    digest = hashlib.sha256(repr(sorted(_raw(r) for r in rows)).encode("utf-8")).hexdigest()
-    batch_id = hashlib.sha256(f"{entity}\x1f{source}\x1f{digest}".encode()).hexdigest()[:24]
+    records = [RawRecord(None, {k: v for k, v in r.items() if not k.startswith("_")}, _raw(r)) for r in rows]
     note = (
         f"since {since.isoformat()} (watermark {watermark.isoformat() if watermark else 'none'}, lookback {lookback()})"
     )
-    return load_batch(wh, spec, batch_id, source, records, run_date, tz, skip_hashes=seen, note=note)
+    return load_extract(
+        wh, entity, source, records, new_watermark.isoformat() if new_watermark else None, run_date, tz, note=note
+    )
 
 
 def _raw(row: dict) -> str:

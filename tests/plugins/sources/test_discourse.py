@@ -33,6 +33,13 @@ def _users(api):
     api.on(USERS, "page=2", (200, "users_200_empty.json", {}))
 
 
+def _full_history(api):
+    """Posts 105..101 over two pages, then an empty page."""
+    api.on(POSTS, "", (200, "posts_200_page1.json", {}))
+    api.on(POSTS, "before=103", (200, "posts_200_page2.json", {}))
+    api.on(POSTS, "before=101", (200, "posts_200_empty.json", {}))
+
+
 def _state(wh):
     return (
         wh.fetchall("select post_id from raw.forum_posts order by post_id"),
@@ -74,9 +81,7 @@ def test_incremental_run_loads_only_new_and_edited_posts(tmp_path):
     sleeps: list[float] = []
     with ScriptedApi() as api, Warehouse.from_url(f"duckdb:///{tmp_path}/w.duckdb") as wh:
         _users(api)
-        api.on(POSTS, "", (200, "posts_200_page1.json", {}))
-        api.on(POSTS, "before=103", (200, "posts_200_page2.json", {}))
-        api.on(POSTS, "before=101", (200, "posts_200_empty.json", {}))
+        _full_history(api)
         cfg, client = _client(api, sleeps, refetch_ids=2)
         extract(wh, cfg, RUN, SH, client=client)
 
@@ -110,9 +115,7 @@ def test_a_page_that_keeps_failing_raises_a_retryable_error_and_keeps_the_waterm
     sleeps: list[float] = []
     with ScriptedApi() as api, Warehouse.from_url(f"duckdb:///{tmp_path}/w.duckdb") as wh:
         _users(api)
-        api.on(POSTS, "", (200, "posts_200_page1.json", {}))
-        api.on(POSTS, "before=103", (200, "posts_200_page2.json", {}))
-        api.on(POSTS, "before=101", (200, "posts_200_empty.json", {}))
+        _full_history(api)
         cfg, client = _client(api, sleeps, max_attempts=3)
         extract(wh, cfg, RUN, SH, client=client)
         before = _state(wh)

@@ -24,11 +24,7 @@ versioned as (
         *,
         row_number() over (
             partition by post_id
-            order by
-                coalesce(updated_at, created_at) desc,
-                _loaded_at desc,
-                coalesce(_line_no, 0) desc,
-                _row_hash desc
+            order by {{ version_order('coalesce(updated_at, created_at)') }}
         ) as version_rank,
         count(*) over (partition by post_id) as version_count
     from known_as_of

@@ -21,11 +21,7 @@ versioned as (
         *,
         row_number() over (
             partition by customer_id
-            order by
-                coalesce(updated_at, registered_at) desc,
-                _loaded_at desc,
-                coalesce(_line_no, 0) desc,
-                _row_hash desc
+            order by {{ version_order('coalesce(updated_at, registered_at)') }}
         ) as version_rank
     from known_as_of
 

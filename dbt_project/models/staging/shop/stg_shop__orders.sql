@@ -20,11 +20,7 @@ versioned as (
         *,
         row_number() over (
             partition by order_id
-            order by
-                coalesce(updated_at, ordered_at) desc,
-                _loaded_at desc,
-                coalesce(_line_no, 0) desc,
-                _row_hash desc
+            order by {{ version_order('coalesce(updated_at, ordered_at)') }}
         ) as version_rank
     from known_as_of
 

@@ -19,7 +19,7 @@ versioned as (
         *,
         row_number() over (
             partition by review_id
-            order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc
+            order by {{ version_order() }}
         ) as version_rank
     from known_as_of
 
