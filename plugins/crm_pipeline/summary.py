@@ -7,7 +7,13 @@ import datetime as dt
 from crm_pipeline.config import settings
 from crm_pipeline.load.warehouse import Warehouse, parse_url
 
-MARTS = ["dim_customers", "fct_customer_rfm", "fct_community_engagement"]
+MARTS = [
+    "dim_customers",
+    "fct_customer_rfm",
+    "fct_community_engagement",
+    "fct_region_circles",
+    "fct_activity_rhythm",
+]
 TIERS = ["prospect", "customer", "member", "partner"]
 
 
@@ -89,7 +95,32 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if engagement
         else None
     )
+    onion = (
+        wh.fetchall("select onion_layer, count(*), sum(activity_90d) from marts.fct_community_engagement group by 1")
+        if engagement
+        else []
+    )
+    circles = (
+        wh.fetchall(
+            "select province, city, people, partners, opinion_leaders, potential_hosts, events_held_90d, "
+            "attendances_90d from marts.fct_region_circles where city != 'unknown' "
+            "order by potential_hosts desc, people desc, province, city limit 8"
+        )
+        if "fct_region_circles" in counts
+        else []
+    )
+    rhythm = (
+        wh.fetchall(
+            "select weekday, hour_of_day, sum(messages) from marts.fct_activity_rhythm "
+            "group by 1, 2 order by 3 desc, 1, 2 limit 5"
+        )
+        if "fct_activity_rhythm" in counts
+        else []
+    )
     return {
+        "onion": onion,
+        "circles": circles,
+        "rhythm": rhythm,
         "levels": levels,
         "leaders": leaders,
         "flags": flags,
@@ -145,6 +176,32 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
             "Top opinion leaders (by reach: distinct repliers in 90 days):",
             table(["customer_key", "repliers 90d", "likes 90d", "level", "tier"], [list(r) for r in data["leaders"]]),
         ]
+    if data.get("onion"):
+        by_layer = {layer: (n, act) for layer, n, act in data["onion"]}
+        members = sum(n for n, _ in by_layer.values()) or 1
+        activity = sum(act or 0 for _, act in by_layer.values()) or 1
+        rows = []
+        for layer in ("core", "regular", "casual"):
+            n, act = by_layer.get(layer, (0, 0))
+            rows.append([layer, n, f"{100 * n / members:.1f}%", f"{100 * (act or 0) / activity:.1f}%"])
+        out += [
+            "",
+            "Onion (fct_community_engagement, activity in 90 days):",
+            table(["layer", "members", "share of members", "share of activity"], rows),
+        ]
+    if data.get("circles"):
+        out += [
+            "",
+            "Region circles with the most potential event hosts (fct_region_circles):",
+            table(
+                ["province", "city", "people", "partners", "opinion leaders", "hosts", "events 90d", "check-ins 90d"],
+                [list(r) for r in data["circles"]],
+            ),
+        ]
+    if data.get("rhythm"):
+        days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        peaks = ", ".join(f"{days[d - 1]} {h:02d}:00 ({n})" for d, h, n in data["rhythm"])
+        out += ["", f"Busiest local hours, 90 days (fct_activity_rhythm): {peaks}"]
     if data["grid"]:
         segs = sorted({s for s, _, _ in data["grid"]})
         cell = {(s, t): n for s, t, n in data["grid"]}

@@ -106,6 +106,39 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     assert linked.true_pairs > 50
     assert community_only > 0  # people who never bought are still in dim_customers
 
+    # Staff: exactly the generator's staff accounts are flagged, and none is a member.
+    import csv
+
+    with (crm_env["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:
+        truth_rows = list(csv.DictReader(fh))
+    truth_staff = {
+        ("forum", r["forum_user_id"]) if r["forum_user_id"] else ("chat", r["chat_sender_id"])
+        for r in truth_rows
+        if r["is_staff"] == "1"
+    }
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        flagged = set(
+            wh.fetchall("select account_type, account_id from intermediate.int_identity__resolved where is_staff")
+        )
+        staff_keys = wh.fetchone("select count(*) from marts.dim_customers where is_staff")[0]
+        members = wh.fetchone(
+            "select count(*) from marts.dim_customers where not is_staff and (is_forum_member or is_chat_member)"
+        )[0]
+        engaged = wh.fetchone("select count(*) from marts.fct_community_engagement")[0]
+        staff_engaged = wh.fetchone(
+            "select count(*) from marts.fct_community_engagement e "
+            "join marts.dim_customers d on e.customer_key = d.customer_key where d.is_staff"
+        )[0]
+        non_staff = wh.fetchone("select count(*) from marts.dim_customers where not is_staff")[0]
+        circle_people = wh.fetchone("select sum(people) from marts.fct_region_circles")[0]
+        slots = wh.fetchone("select count(*), count(distinct community_tier) from marts.fct_activity_rhythm")
+        onion = dict(wh.fetchall("select onion_layer, count(*) from marts.fct_community_engagement group by 1"))
+    assert flagged == truth_staff and len(truth_staff) == 5
+    assert staff_keys == 5 and staff_engaged == 0 and engaged == members
+    assert circle_people == non_staff  # every person in exactly one (province, city) circle
+    assert slots == (4 * 7 * 24, 4)
+    assert set(onion) == {"core", "regular", "casual"} and onion["core"] < onion["regular"] < onion["casual"]
+
 
 def test_rerunning_a_day_changes_nothing(crm_env, airflow_db):
     generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=150, seed=3, end_date=END)

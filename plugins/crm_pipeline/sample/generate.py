@@ -126,6 +126,9 @@ class Person:
     forum_user_id: str | None = None
     chat_sender_id: str | None = None
     forum_link: str = ""  # the key the forum account shares with the shop, if any
+    family_phone: bool = False  # the phone is shared with another customer (a family's)
+    is_staff: bool = False  # a brand employee or bot account
+    display_name: str = ""  # staff accounts' names (members get generated ones)
     value: float = 1.0  # Pareto spend multiplier
     activity: float = 1.0  # community activity multiplier
     orders: list = field(default_factory=list)
@@ -203,7 +206,16 @@ class Generator:
         for i in range(1, self.n + 1):
             province, city = rng.choice(regions)
             phone = None
-            if rng.random() < 0.9:
+            family = None
+            if self.people and rng.random() < 0.03:
+                # A family shares one phone: a relative living in the same city.
+                family = rng.choice(self.people[-50:])
+                if family.phone:
+                    province, city, phone = family.province, family.city, family.phone
+                    family.family_phone = True
+                else:
+                    family = None
+            if family is None and rng.random() < 0.9:
                 while True:
                     phone = rng.choice(["13", "15", "17", "18", "19"]) + f"{rng.randrange(10**9):09d}"
                     if phone not in phones:
@@ -220,6 +232,7 @@ class Generator:
                 customer_id=f"C{i:06d}",
                 value=min(rng.paretovariate(1.3), 40.0),
                 activity=min(rng.paretovariate(1.5), 30.0),
+                family_phone=family is not None,
             )
             self.people.append(p)
 
@@ -397,6 +410,9 @@ class Generator:
                 p.forum_link = key
                 if key == "phone":
                     row["phone"] = format_phone(rng, p.phone)
+                    if p.family_phone:
+                        # Linkable to the family, not to one of its people.
+                        p.forum_link = "phone(shared)"
                 elif key == "unionid":
                     row["wechat_unionid"] = p.unionid
                 elif key == "email":
@@ -407,8 +423,28 @@ class Generator:
             p.joined = joined
             row["joined_at"] = format_ts(rng, joined)
             users.append(row)
-        forum_people = members + extra
+        # Staff post and reply a lot; identity must keep them out of member
+        # metrics (seed staff_accounts matches them by name).
+        staff = self._staff(["admin_xingyao", "moderator_li", "moderator_chen"], activity=25.0)
+        for p in staff:
+            uid += 1
+            p.forum_user_id = f"F{uid:06d}"
+            joined = self.start
+            p.joined = joined
+            users.append(
+                {
+                    "user_id": p.forum_user_id,
+                    "joined_at": format_ts(rng, joined),
+                    "username": p.display_name,
+                    "member_id": "",
+                    "phone": "",
+                    "email": "",
+                    "wechat_unionid": "",
+                }
+            )
+        forum_people = members + extra + staff
         posts = []
+        authors: dict[str, Person] = {}
         pid = 0
         topic_id = 0
         categories = ["unboxing", "tips", "firmware", "support", "events", "photography"]
@@ -434,6 +470,7 @@ class Generator:
                 )
             )
             self._truth("forum", first, kind, lang, cat)
+            authors[first] = author
             thread = [first]
             for _ in range(int(rng.paretovariate(1.2)) if rng.random() < 0.7 else 0):
                 if len(thread) > 60:
@@ -444,7 +481,12 @@ class Generator:
                 text, lang, cat = self._text(kind)
                 pid += 1
                 post_id = f"FP{pid:07d}"
-                posts.append(self._post(post_id, topic_id, replier, t, text, rng.choice(thread), "", ""))
+                parent = rng.choice(thread)
+                if rng.random() < 0.15 and authors[parent] is not replier:
+                    # Discourse-style mention of the author replied to.
+                    text = f"@{self._username(authors[parent])} {text}"
+                posts.append(self._post(post_id, topic_id, replier, t, text, parent, "", ""))
+                authors[post_id] = replier
                 self._truth("forum", post_id, kind, lang, cat)
                 thread.append(post_id)
         self.rows.update(forum_users=users, forum_posts=posts)
@@ -467,6 +509,33 @@ class Generator:
             "updated_at": format_ts(rng, min(updated, self.end)),
             "is_deleted": "true" if deleted else "false",
         }
+
+    @staticmethod
+    def _sender_name(p: Person) -> str:
+        return p.display_name or f"粉丝{p.chat_sender_id[-4:]}"
+
+    @staticmethod
+    def _username(p: Person) -> str:
+        return p.display_name or f"fan_{int(p.forum_user_id[1:])}"
+
+    def _staff(self, names: list[str], activity: float) -> list[Person]:
+        staff = [
+            Person(
+                person_id=f"PER{len(self.people) + i:06d}",
+                province="",
+                city="",
+                phone=None,
+                email=None,
+                unionid=None,
+                member_id=None,
+                activity=activity,
+                is_staff=True,
+                display_name=name,
+            )
+            for i, name in enumerate(names, start=1)
+        ]
+        self.people.extend(staff)
+        return staff
 
     def make_chat(self) -> None:
         rng = self.rng
@@ -493,10 +562,11 @@ class Generator:
             for i in range(1, int(self.n * 0.08) + 1)
         ]
         self.people.extend(chat_only)
-        senders = candidates + chat_only
+        senders = candidates + chat_only + self._staff(["星耀官方客服", "群小助手"], activity=20.0)
         for i, p in enumerate(senders, start=1):
             p.chat_sender_id = f"wxid_{i:06d}{rng.getrandbits(24):06x}"
         msgs = []
+        sender_of: dict[str, Person] = {}
         mid = 0
         n_msgs = int(self.n * 10)
         window_start = self.end - dt.timedelta(days=180)
@@ -507,6 +577,7 @@ class Generator:
             mid += 1
             joined = self._random_time(window_start - dt.timedelta(days=30), window_start)
             msgs.append(self._msg(mid, gid, gname, p, joined, "system", f'"{p.chat_sender_id}"加入了群聊', None))
+            sender_of[f"MSG{mid:08d}"] = p
         weights = [p.activity for p in senders]
         for _ in range(n_msgs):
             p = rng.choices(senders, weights=weights)[0]
@@ -527,7 +598,11 @@ class Generator:
             else:
                 text = f"[{mtype}]"
             reply = f"MSG{rng.randrange(1, mid):08d}" if mtype == "text" and rng.random() < 0.2 and mid > 1 else None
+            if reply and rng.random() < 0.4 and sender_of[reply] is not p:
+                # WeChat puts U+2005 after a mention.
+                text = f"@{self._sender_name(sender_of[reply])}\u2005{text}"
             msgs.append(self._msg(mid, gid, gname, p, t, mtype, text, reply))
+            sender_of[msg_id] = p
         for p in rng.sample(senders, k=len(senders) // 20):
             mid += 1
             msgs.append(
@@ -553,7 +628,7 @@ class Generator:
             "msg_type": mtype,
             "content": text,
             "group_name": gname,
-            "sender_name": f"粉丝{p.chat_sender_id[-4:]}",
+            "sender_name": self._sender_name(p),
             "sender_unionid": p.unionid or "",
             "reply_to_msg_id": reply or "",
         }
@@ -672,6 +747,7 @@ def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_d
                 "forum_user_id",
                 "chat_sender_id",
                 "forum_link_key",
+                "is_staff",
                 "phone",
                 "email",
                 "unionid",
@@ -688,6 +764,7 @@ def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_d
                     p.forum_user_id or "",
                     p.chat_sender_id or "",
                     p.forum_link,
+                    int(p.is_staff),
                     p.phone or "",
                     p.email or "",
                     p.unionid or "",

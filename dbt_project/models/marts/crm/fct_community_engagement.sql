@@ -1,10 +1,16 @@
 {#- One row per community member (forum or chat account, not staff) as of
     as_of_date: 30- and 90-day windows ending on that local day, forum and
     chat together; points and level (int_members_points); opinion leaders
-    by reach — distinct members who replied to them in 90 days, ranked, the
-    top var('opinion_leader_share') of members with at least
-    var('opinion_leader_min_repliers') repliers; core fans: the top
-    var('core_fan_share') by points who are also member or partner tier. -#}
+    by reach — distinct members (not staff) who replied to or mentioned
+    them in 90 days, ranked (ties broken by likes received), the top
+    var('opinion_leader_share') of members with at least
+    var('opinion_leader_min_repliers') of them; core fans: the top
+    var('core_fan_share') by points who are also member or partner tier.
+    Onion: members ordered by their own activity in 90 days (posts, replies,
+    chat messages, events attended); a member is core while the members
+    strictly more active than them hold less than var('onion_core_share') of
+    all activity, regular while they hold less than
+    var('onion_regular_share'), casual after that or with no activity. -#}
 with
 
 persons as (
@@ -74,14 +80,37 @@ per_member as (
         end) as active_days_30d,
         {{ windowed_sum("'event_attended'", 90) }} as events_attended_90d,
         {{ windowed_sum("'like_received'", 90) }} as likes_received_90d,
+        {{ windowed_sum("'reply_received'", 90) }} as replies_received_90d,
+        {{ windowed_sum("'mention_received'", 90) }} as mentions_received_90d,
         count(distinct case
-            when windowed.activity_type = 'reply_received' and windowed.days_ago < 90
+            when
+                windowed.activity_type in ('reply_received', 'mention_received')
+                and windowed.days_ago < 90
+                and counterparts.person_id is not null
                 then windowed.counterpart_person_id
-        end) as distinct_repliers_90d
+        end) as distinct_repliers_90d,
+        {{ windowed_sum("'post', 'reply', 'chat_message', 'event_attended'", 90) }} as activity_90d
     from members
     left join windowed
         on members.person_id = windowed.person_id
+    left join members as counterparts
+        on windowed.counterpart_person_id = counterparts.person_id
     group by members.person_id
+
+),
+
+onion as (
+
+    select
+        person_id,
+        coalesce(
+            (
+                sum(activity_90d) over (order by activity_90d desc)
+                - activity_90d * count(*) over (partition by activity_90d)
+            ) * 1.0 / nullif(sum(activity_90d) over (), 0),
+            0
+        ) as activity_share_before
+    from per_member
 
 ),
 
@@ -95,8 +124,11 @@ ranked as (
         rank() over (order by per_member.distinct_repliers_90d desc, per_member.likes_received_90d desc)
             as reach_rank,
         rank() over (order by coalesce(points.points_total, 0) desc) as points_rank,
-        count(*) over () as member_count
+        count(*) over () as member_count,
+        onion.activity_share_before
     from per_member
+    inner join onion
+        on per_member.person_id = onion.person_id
     left join points
         on per_member.person_id = points.person_id
     left join tiered
@@ -122,6 +154,8 @@ final as (
         ranked.level,
         -- opinion leadership, with its inputs
         ranked.distinct_repliers_90d,
+        ranked.replies_received_90d,
+        ranked.mentions_received_90d,
         ranked.likes_received_90d,
         ranked.reach_rank,
         (
@@ -135,7 +169,16 @@ final as (
             ranked.points_rank <= ceil({{ var('core_fan_share') }} * ranked.member_count)
             and ranked.points_total > 0
             and coalesce(ranked.community_tier, 'prospect') in ('member', 'partner')
-        ) as is_core_fan
+        ) as is_core_fan,
+        -- onion layer, with its inputs
+        ranked.activity_90d,
+        ranked.activity_share_before,
+        case
+            when ranked.activity_90d = 0 then 'casual'
+            when ranked.activity_share_before < {{ var('onion_core_share') }} then 'core'
+            when ranked.activity_share_before < {{ var('onion_regular_share') }} then 'regular'
+            else 'casual'
+        end as onion_layer
 
     from ranked
     cross join pseudonym_key
