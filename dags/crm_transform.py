@@ -1,8 +1,10 @@
 """
 # crm_transform
 
-Builds the marts for one as-of day with dbt (`dbt seed`, then `dbt build`:
-staging, intermediate and marts with their data and unit tests). A failing
+Builds the marts for one as-of day: scores new or edited texts for
+negative feedback (`scoring.text_scores`), then runs dbt (`dbt seed`, then
+`dbt build`: staging, intermediate and marts with their data and unit
+tests). A failing
 dbt test fails the run without retries: it is a data problem, not a
 transient one.
 
@@ -42,6 +44,13 @@ def crm_transform():
                         logical_date = run.logical_date
         return resolve_as_of(params, logical_date).isoformat()
 
+    @task
+    def score_texts(as_of: str) -> str:
+        from crm_pipeline.pipeline import score_texts
+
+        score_texts()
+        return as_of
+
     @task(outlets=[MARTS])
     def dbt_build(as_of: str) -> str:
         from airflow.sdk.exceptions import AirflowFailException
@@ -58,7 +67,7 @@ def crm_transform():
             raise  # no node failed (e.g. the warehouse was unreachable): let Airflow retry
         return as_of
 
-    dbt_build(as_of_day())
+    dbt_build(score_texts(as_of_day()))
 
 
 crm_transform()

@@ -42,6 +42,9 @@ def prepare_warehouse() -> str:
     with writer_lock(target), Warehouse(target) as wh:
         ensure_tables(wh)
         write_pseudonym_key(wh, cfg.key_secret)
+        from crm_pipeline.text.score import ensure_table as ensure_scores_table
+
+        ensure_scores_table(wh)
     return target.label
 
 
@@ -77,6 +80,20 @@ def extract_forum_api(as_of: dt.date) -> list[dict]:
     target = parse_url(cfg.warehouse_url)
     with writer_lock(target), Warehouse(target) as wh:
         return [r.as_dict() for r in discourse.extract(wh, api, as_of, cfg.tz)]
+
+
+def score_texts() -> dict:
+    """Score new or edited texts (forum, chat, reviews, refund reasons) with the current classifier."""
+    from crm_pipeline.text.classifier import VERSION
+    from crm_pipeline.text.score import score_pending
+
+    target = parse_url(settings().warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        run = score_pending(wh)
+    log.info(
+        "scored %d texts with classifier %s at %.0f texts/s: %s", run.scored, VERSION, run.per_second, run.by_source
+    )
+    return {"scored": run.scored, "version": VERSION, "by_source": run.by_source}
 
 
 def build_marts(as_of: dt.date) -> None:

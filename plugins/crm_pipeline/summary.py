@@ -13,7 +13,11 @@ MARTS = [
     "fct_community_engagement",
     "fct_region_circles",
     "fct_activity_rhythm",
+    "fct_negative_feedback",
+    "fct_customer_risk",
+    "fct_product_feedback_weekly",
 ]
+CATEGORIES = ["product_quality", "logistics", "service", "price", "usability", "other"]
 TIERS = ["prospect", "customer", "member", "partner"]
 
 
@@ -117,7 +121,41 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if "fct_activity_rhythm" in counts
         else []
     )
+    feedback = (
+        wh.fetchall("select source, category, count(*) from marts.fct_negative_feedback group by 1, 2")
+        if "fct_negative_feedback" in counts
+        else []
+    )
+    severities = (
+        wh.fetchall("select severity, count(*) from marts.fct_negative_feedback group by 1")
+        if "fct_negative_feedback" in counts
+        else []
+    )
+    at_risk = (
+        wh.fetchall(
+            "select customer_key, negative_streak, last_negative_source, last_negative_category, "
+            "days_since_last_negative, value_at_stake, community_tier from marts.fct_customer_risk "
+            "where is_at_risk order by value_at_stake desc, negative_streak desc, customer_key limit 10"
+        )
+        if "fct_customer_risk" in counts
+        else []
+    )
+    at_risk_total = (
+        wh.fetchone("select count(*), coalesce(sum(value_at_stake), 0) from marts.fct_customer_risk where is_at_risk")
+        if "fct_customer_risk" in counts
+        else None
+    )
+    scored = (
+        wh.fetchall("select classifier_version, count(*) from scoring.text_scores group by 1 order by 1")
+        if wh.table_exists("scoring", "text_scores")
+        else []
+    )
     return {
+        "feedback": feedback,
+        "severities": dict(severities),
+        "at_risk": at_risk,
+        "at_risk_total": at_risk_total,
+        "scored": scored,
         "onion": onion,
         "circles": circles,
         "rhythm": rhythm,
@@ -202,6 +240,39 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
         days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
         peaks = ", ".join(f"{days[d - 1]} {h:02d}:00 ({n})" for d, h, n in data["rhythm"])
         out += ["", f"Busiest local hours, 90 days (fct_activity_rhythm): {peaks}"]
+    if data.get("feedback"):
+        cell = {(src, cat): n for src, cat, n in data["feedback"]}
+        sources = ["forum", "chat", "review", "refund"]
+        rows = [
+            [src] + [cell.get((src, c), 0) for c in CATEGORIES] + [sum(cell.get((src, c), 0) for c in CATEGORIES)]
+            for src in sources
+        ]
+        rows.append(
+            ["total"] + [sum(cell.get((src, c), 0) for src in sources) for c in CATEGORIES] + [sum(cell.values())]
+        )
+        sev = data["severities"]
+        scored = ", ".join(f"{n} by {v}" for v, n in data["scored"])
+        out += [
+            "",
+            "Negative feedback by source and category (fct_negative_feedback):",
+            table(["source", *CATEGORIES, "total"], rows),
+            "severity: "
+            + ", ".join(f"{s} {sev.get(s, 0)}" for s in ("critical", "high", "medium", "low"))
+            + (f"; texts scored: {scored}" if scored else ""),
+        ]
+    if data.get("at_risk_total"):
+        n, value = data["at_risk_total"]
+        out += [
+            "",
+            f"At-risk customers (negative touchpoints in a row, fct_customer_risk): {n}, value at stake {value}",
+        ]
+        if data.get("at_risk"):
+            out.append(
+                table(
+                    ["customer_key", "streak", "last source", "last category", "days since", "value at stake", "tier"],
+                    [list(r) for r in data["at_risk"]],
+                )
+            )
     if data["grid"]:
         segs = sorted({s for s, _, _ in data["grid"]})
         cell = {(s, t): n for s, t, n in data["grid"]}

@@ -1,0 +1,201 @@
+{#- Every piece of feedback a person gave, as of the as-of day, with the
+    classifier's score of its current text: forum posts and replies (not
+    deleted), chat text messages (not recalled), reviews and refund reasons.
+    A review rated var('negative_rating_max') or lower is negative whatever
+    its text says (the text still decides the category). The product is the
+    review's, or the refunded order's (its largest line), or else the first
+    catalogue product whose name the text mentions (longest name first). -#}
+with
+
+posts as (
+
+    select * from {{ ref('stg_forum__posts') }}
+
+),
+
+messages as (
+
+    select * from {{ ref('stg_chat__messages') }}
+
+),
+
+reviews as (
+
+    select * from {{ ref('stg_shop__reviews') }}
+
+),
+
+refunds as (
+
+    select * from {{ ref('stg_shop__refunds') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_shop__orders') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_shop__order_items') }}
+
+),
+
+resolved as (
+
+    select * from {{ ref('int_identity__resolved') }}
+
+),
+
+scores as (
+
+    select * from {{ ref('stg_scoring__text_scores') }}
+
+),
+
+order_products as (
+
+    select
+        order_id,
+        product_id,
+        row_number() over (partition by order_id order by line_amount desc, line_no asc) as product_rank
+    from order_items
+
+),
+
+catalogue as (
+
+    select
+        product_id,
+        min(product_name) as product_name
+    from order_items
+    where product_name is not null and length(product_name) >= 2
+    group by product_id
+
+),
+
+texts as (
+
+    select
+        'forum' as feedback_source,
+        posts.post_id as source_record_id,
+        '2forum:' || posts.user_id as account_node,
+        posts.created_at as occurred_at,
+        posts.post_text as feedback_text,
+        cast(null as integer) as rating,
+        cast(null as varchar) as known_product_id
+    from posts
+    where not posts.is_deleted and posts.post_text is not null
+
+    union all
+
+    select
+        'chat' as feedback_source,
+        messages.msg_id as source_record_id,
+        '3chat:' || messages.sender_id as account_node,
+        messages.sent_at as occurred_at,
+        messages.message_text as feedback_text,
+        cast(null as integer) as rating,
+        cast(null as varchar) as known_product_id
+    from messages
+    where messages.is_counted_text and messages.message_text is not null
+
+    union all
+
+    select
+        'review' as feedback_source,
+        reviews.review_id as source_record_id,
+        '1customer:' || reviews.customer_id as account_node,
+        reviews.created_at as occurred_at,
+        reviews.review_text as feedback_text,
+        cast(reviews.rating as integer) as rating,
+        coalesce(reviews.product_id, order_products.product_id) as known_product_id
+    from reviews
+    left join order_products
+        on reviews.order_id = order_products.order_id and order_products.product_rank = 1
+
+    union all
+
+    select
+        'refund' as feedback_source,
+        refunds.refund_id as source_record_id,
+        '1customer:' || orders.customer_id as account_node,
+        refunds.refunded_at as occurred_at,
+        refunds.refund_reason as feedback_text,
+        cast(null as integer) as rating,
+        order_products.product_id as known_product_id
+    from refunds
+    left join orders
+        on refunds.order_id = orders.order_id
+    left join order_products
+        on refunds.order_id = order_products.order_id and order_products.product_rank = 1
+
+),
+
+mentioned_products as (
+
+    select
+        texts.feedback_source,
+        texts.source_record_id,
+        catalogue.product_id,
+        row_number() over (
+            partition by texts.feedback_source, texts.source_record_id
+            order by length(catalogue.product_name) desc, catalogue.product_id asc
+        ) as mention_rank
+    from texts
+    inner join catalogue
+        on strpos(lower(texts.feedback_text), lower(catalogue.product_name)) > 0
+    where texts.known_product_id is null
+
+),
+
+final as (
+
+    select
+        -- ids
+        texts.feedback_source,
+        texts.source_record_id,
+        resolved.person_id,
+        coalesce(texts.known_product_id, mentioned_products.product_id) as product_id,
+        -- attributes
+        texts.feedback_text,
+        texts.rating,
+        scores.language,
+        scores.classifier_version,
+        scores.cues,
+        coalesce(texts.rating <= {{ var('negative_rating_max') }}, false)
+        or coalesce(scores.text_is_negative, false) as is_negative,
+        scores.text_is_negative,
+        case
+            when texts.rating <= {{ var('negative_rating_max') }} or scores.text_is_negative
+                then coalesce(scores.text_category, 'other')
+        end as category,
+        scores.sentiment_score,
+        scores.sentiment_score is not null as is_scored,
+        case
+            when texts.known_product_id is not null then 'order'
+            when mentioned_products.product_id is not null then 'text'
+        end as product_link,
+        -- timestamps
+        texts.occurred_at
+
+    from texts
+    left join resolved
+        on texts.account_node = resolved.account_node
+    left join scores
+        on
+            texts.feedback_source = scores.feedback_source
+            and texts.source_record_id = scores.record_id
+            and md5(texts.feedback_text) = scores.text_hash
+    left join mentioned_products
+        on
+            texts.feedback_source = mentioned_products.feedback_source
+            and texts.source_record_id = mentioned_products.source_record_id
+            and mentioned_products.mention_rank = 1
+    where coalesce(resolved.is_staff, false) = false
+
+)
+
+select * from final

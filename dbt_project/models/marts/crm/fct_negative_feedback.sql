@@ -1,0 +1,160 @@
+{#- One row per negative piece of feedback, as of as_of_date, from every
+    channel: forum posts, chat messages, reviews (rated
+    var('negative_rating_max') or lower, or negative text) and refund
+    reasons. Severity from the severity_rules seed (the highest matching
+    rule; low when none), with the rules that fired. No text, name or
+    contact detail: the cues that fired explain the verdict. -#}
+with
+
+touchpoints as (
+
+    select * from {{ ref('int_feedback__touchpoints') }}
+
+),
+
+tiered as (
+
+    select * from {{ ref('int_customers_tiered') }}
+
+),
+
+rules as (
+
+    select * from {{ ref('severity_rules') }}
+
+),
+
+pseudonym_key as (
+
+    select * from {{ source('private', 'pseudonym_key') }}
+
+),
+
+negatives as (
+
+    select
+        touchpoints.*,
+        tiered.community_tier
+    from touchpoints
+    left join tiered
+        on touchpoints.person_id = tiered.person_id
+    where touchpoints.is_negative
+
+),
+
+product_repeats as (
+
+    {#- Negatives on the same product in the window ending at this one. -#}
+    select
+        this.feedback_source,
+        this.source_record_id,
+        count(*) as product_negatives
+    from negatives as this
+    inner join negatives as earlier
+        on
+            this.product_id = earlier.product_id
+            and this.occurred_at >= earlier.occurred_at
+            and this.occurred_at - interval '{{ var("repeat_product_days") }} days' < earlier.occurred_at
+    group by this.feedback_source, this.source_record_id
+
+),
+
+matched as (
+
+    select
+        negatives.feedback_source,
+        negatives.source_record_id,
+        rules.rule,
+        rules.severity
+    from negatives
+    left join product_repeats
+        on
+            negatives.feedback_source = product_repeats.feedback_source
+            and negatives.source_record_id = product_repeats.source_record_id
+    inner join rules
+        on
+            (
+                rules.kind = 'keyword'
+                and strpos(
+                    lower(negatives.feedback_text) || ' ' || coalesce(negatives.cues, ''), lower(rules.value)
+                ) > 0
+            )
+            or (rules.kind = 'tier' and negatives.community_tier = rules.value)
+            or (
+                rules.kind = 'product_repeat'
+                and product_repeats.product_negatives >= cast(rules.value as integer)
+            )
+            or (
+                rules.kind = 'sentiment_at_most'
+                and negatives.sentiment_score <= cast(rules.value as double precision)
+            )
+            or (rules.kind = 'rating_at_most' and negatives.rating <= cast(rules.value as integer))
+
+),
+
+matched_rules as (
+
+    select distinct
+        feedback_source,
+        source_record_id,
+        rule,
+        case severity when 'critical' then 4 when 'high' then 3 when 'medium' then 2 else 1 end as severity_rank
+    from matched
+
+),
+
+severities as (
+
+    select
+        feedback_source,
+        source_record_id,
+        max(severity_rank) as severity_rank,
+        string_agg(rule, ', ' order by rule) as severity_rules
+    from matched_rules
+    group by feedback_source, source_record_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        negatives.feedback_source || ':' || negatives.source_record_id as feedback_id,
+        negatives.feedback_source as source,
+        negatives.source_record_id,
+        case
+            when negatives.person_id is not null
+                then {{ keyed_hash('pseudonym_key.secret', 'negatives.person_id') }}
+        end as customer_key,
+        negatives.product_id,
+        -- attributes
+        negatives.category,
+        case coalesce(severities.severity_rank, 1)
+            when 4 then 'critical' when 3 then 'high' when 2 then 'medium' else 'low'
+        end as severity,
+        severities.severity_rules,
+        negatives.language,
+        negatives.rating,
+        negatives.text_is_negative,
+        negatives.cues,
+        negatives.classifier_version,
+        negatives.product_link,
+        coalesce(negatives.community_tier, 'prospect') as community_tier,
+        -- measures
+        negatives.sentiment_score,
+        -- timestamps
+        negatives.occurred_at,
+        -- dates
+        {{ local_date('negatives.occurred_at') }} as occurred_date,
+        {{ as_of_date() }} as as_of_date
+
+    from negatives
+    cross join pseudonym_key
+    left join severities
+        on
+            negatives.feedback_source = severities.feedback_source
+            and negatives.source_record_id = severities.source_record_id
+
+)
+
+select * from final

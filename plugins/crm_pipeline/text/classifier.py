@@ -1,0 +1,147 @@
+"""The negative-feedback classifier: a learned linear model over character
+(Chinese) and word (English) n-grams, plus the cue lexicon, per text.
+
+``sentiment`` in [-1, 1] is ``tanh(z / 2)`` (2 P(positive) - 1) where ``z``
+is the model's log-odds: bias + n-gram weights + ``lexicon_weight`` x the
+lexicon score. ``is_negative`` is ``z`` below the language's threshold, with evidence
+in the text itself (see ``score``); a rating-based rule can override it
+downstream. The category is the one the cues point to most (``other``
+for a negative text with no category cue). Everything it needs ships in
+the repo (``models/*.json.gz``, ``cues.csv``) or in installed packages; it
+never downloads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from crm_pipeline.text.lexicon import CATEGORIES, Lexicon, normalise, script_counts
+
+HERE = Path(__file__).resolve().parent
+MODELS = HERE / "models"
+# Bump when the models, features or rules change: stored scores carry it, and
+# `python -m crm_pipeline.text.rescore` rescores what an older version scored.
+VERSION = "2026.11.1"
+EVIDENCE_MIN = 0.5
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_EN_TOKEN = re.compile(r"[a-z][a-z']*|[!?]|[.,;:]")
+_EN_NEGATORS = frozenset({"not", "no", "never", "cannot", "without", "nothing", "nor", "hardly"})
+_EN_CLAUSE_END = frozenset({".", ",", ";", ":", "!", "?"})
+
+
+def zh_features(text: str) -> list[str]:
+    """Character unigrams and bigrams of each CJK run (normalised text)."""
+    feats: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        feats.extend(run)
+        feats.extend(map(str.__add__, run, run[1:]))
+    return feats
+
+
+def en_features(text: str) -> list[str]:
+    """Word unigrams and bigrams; words after a negator, to the clause end, are marked ``not_``."""
+    words: list[str] = []
+    negate = False
+    for tok in _EN_TOKEN.findall(text):
+        if tok in _EN_CLAUSE_END:
+            negate = False
+            if tok in "!?":
+                words.append(tok)
+            continue
+        if tok in _EN_NEGATORS or tok.endswith("n't"):
+            negate = True
+            words.append(tok)
+            continue
+        words.append("not_" + tok if negate else tok)
+    return words + [a + " " + b for a, b in itertools.pairwise(words)]
+
+
+@dataclass(frozen=True)
+class Model:
+    language: str
+    bias: float
+    lexicon_weight: float
+    threshold: float
+    weights: dict[str, float]
+
+    @classmethod
+    def load(cls, path: Path) -> Model:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            d = json.load(fh)
+        return cls(d["language"], d["bias"], d["lexicon_weight"], d["threshold"], d["weights"])
+
+    def ngram_logit(self, feats: list[str]) -> float:
+        get = self.weights.get
+        return sum(get(f, 0.0) for f in set(feats))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    language: str  # zh, zh-Hant, en, mixed, none
+    sentiment: float  # [-1, 1]
+    is_negative: bool
+    category: str | None  # what the cues point to; "other" for a negative text with none
+    cues: tuple[str, ...]
+
+
+@cache
+def _models() -> dict[str, Model]:
+    return {lang: Model.load(MODELS / f"{lang}.json.gz") for lang in ("zh", "en")}
+
+
+class Classifier:
+    version = VERSION
+
+    def __init__(self, lexicon: Lexicon | None = None):
+        self.lexicon = lexicon or Lexicon()
+        self.models = _models()
+
+    def logit(self, text: str) -> tuple[float, str, object, bool]:
+        norm, traditional = normalise(text or "")
+        cjk, latin = script_counts(norm)
+        hit = self.lexicon.scan(norm)
+        zh, en = self.models["zh"], self.models["en"]
+        if cjk == 0 and latin == 0:
+            language = "none"
+            z = 0.5 * hit.score  # emoji and emoticons only
+        elif cjk >= 2 and latin >= 2:
+            language = "mixed"
+            z = zh.bias + zh.ngram_logit(zh_features(norm)) + en.ngram_logit(en_features(norm))
+            z += zh.lexicon_weight * hit.score
+        elif cjk >= 1 and cjk >= latin:
+            language = "zh-Hant" if traditional else "zh"
+            z = zh.bias + zh.ngram_logit(zh_features(norm)) + zh.lexicon_weight * hit.score
+        else:
+            language = "en"
+            z = en.bias + en.ngram_logit(en_features(norm)) + en.lexicon_weight * hit.score
+        return z, language, hit, traditional
+
+    def score(self, text: str) -> Verdict:
+        z, language, hit, _ = self.logit(text)
+        model = self.models["en" if language == "en" else "zh"]
+        threshold = 0.0 if language == "none" else model.threshold
+        # Negative needs evidence in the text itself, not only the training
+        # corpus's prior (review corpora have no neutral chatter); and a
+        # question asks rather than complains unless a strong cue says so.
+        evidence = z - (0.0 if language == "none" else model.bias)
+        negative = z < threshold and (hit.score < -0.5 or evidence < -EVIDENCE_MIN)
+        if negative and hit.is_question and hit.score >= 0 and evidence > -2:
+            negative = False
+        # The category the cues point to most (a neutral text about logistics
+        # still names it, so a 1-star review's text can decide its category).
+        category = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
+        if negative and category is None:
+            category = "other"
+        sentiment = math.tanh(max(min(z, 40.0), -40.0) / 2)
+        return Verdict(language, round(sentiment, 4), negative, category, tuple(hit.cues))
+
+    def score_many(self, texts) -> list[Verdict]:
+        return [self.score(t) for t in texts]

@@ -1,0 +1,164 @@
+"""Precision, recall and F1 of the negative class, per language, on labelled text.
+
+    python -m crm_pipeline.text.evaluate PATH [PATH ...] [--held-out] [--baselines]
+    python -m crm_pipeline.text.evaluate --sample data/landing   # the generator's labelled texts
+
+``--held-out`` scores only the part of a corpus the models were not trained
+on (see ``crm_pipeline.text.train``); use it on the corpora the models were
+trained from, never leave it off there. ``--baselines`` measures SnowNLP
+(Chinese) and VADER (English) side by side on the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm_pipeline.text import corpora
+from crm_pipeline.text.classifier import Classifier
+from crm_pipeline.text.train import EN_TEST_MODULUS, ZH_TEST_MODULUS
+
+
+@dataclass
+class Score:
+    n: int
+    negatives: int
+    precision: float
+    recall: float
+    f1: float
+
+    def row(self) -> str:
+        return f"{self.n:>6} {self.negatives:>6} {self.precision:>9.3f} {self.recall:>7.3f} {self.f1:>6.3f}"
+
+
+def score(predicted: list[bool], gold: list[bool]) -> Score:
+    tp = sum(p and g for p, g in zip(predicted, gold, strict=True))
+    fp = sum(p and not g for p, g in zip(predicted, gold, strict=True))
+    fn = sum(g and not p for p, g in zip(predicted, gold, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(len(gold), sum(gold), precision, recall, f1)
+
+
+def held_out(path: Path, examples: list[corpora.Example]) -> list[corpora.Example]:
+    if "tweets" in path.name.lower():
+        return []  # all tweets were training data
+    modulus = ZH_TEST_MODULUS if examples and examples[0].language == "zh" else EN_TEST_MODULUS
+    return corpora.split(examples, modulus)[1]
+
+
+def snownlp_negative(texts: list[str]) -> list[bool]:
+    from snownlp import SnowNLP
+
+    return [SnowNLP(t).sentiments < 0.5 if t.strip() else False for t in texts]
+
+
+def vader_negative(texts: list[str]) -> list[bool]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyser = SentimentIntensityAnalyzer()
+    return [analyser.polarity_scores(t)["compound"] < -0.05 for t in texts]
+
+
+def sample_examples(landing: Path, truth: Path) -> list[corpora.Example]:
+    """The generator's labelled texts: join its truth (source, record id) to the landed text."""
+    wanted = {}
+    with (truth / "texts.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            wanted[(row["source"], row["record_id"])] = (row["is_negative"] == "1", row["language"])
+    sources = {
+        "forum": ("forum_posts", "post_id", "content"),
+        "chat": ("chat_messages", "msg_id", "content"),
+        "review": ("reviews", "review_id", "content"),
+        "refund": ("refunds", "refund_id", "reason"),
+    }
+    from crm_pipeline.sources.files import read_records
+
+    out = []
+    for source, (entity, key, field) in sources.items():
+        for path in sorted((landing / entity).glob("*")):
+            _, _, records = read_records(path)
+            for raw in records:
+                rec = raw.record or {}
+                label = wanted.get((source, rec.get(key)))
+                if label is not None:
+                    out.append(corpora.Example(rec.get(field) or "", label[0], label[1]))
+    return out
+
+
+def evaluate(name: str, examples: list[corpora.Example], baselines: bool, clf: Classifier) -> list[dict]:
+    results = []
+    by_lang: dict[str, list[corpora.Example]] = {}
+    for e in examples:
+        by_lang.setdefault(e.language or "?", []).append(e)
+    for lang, rows in sorted(by_lang.items()):
+        texts, gold = [e.text for e in rows], [e.is_negative for e in rows]
+        t0 = time.perf_counter()
+        verdicts = clf.score_many(texts)
+        elapsed = time.perf_counter() - t0
+        ours = score([v.is_negative for v in verdicts], gold)
+        results.append({"corpus": name, "language": lang, "classifier": f"crm {clf.version}", **vars(ours)})
+        print(f"{name:<34} {lang:<8} {'crm ' + clf.version:<14} {ours.row()}   {len(texts) / elapsed:>9,.0f}/s")
+        if baselines and lang.startswith("zh"):
+            t0 = time.perf_counter()
+            base = score(snownlp_negative(texts), gold)
+            rate = len(texts) / (time.perf_counter() - t0)
+            results.append({"corpus": name, "language": lang, "classifier": "SnowNLP 0.12.3", **vars(base)})
+            print(f"{name:<34} {lang:<8} {'SnowNLP':<14} {base.row()}   {rate:>9,.0f}/s")
+        if baselines and lang == "en":
+            t0 = time.perf_counter()
+            base = score(vader_negative(texts), gold)
+            rate = len(texts) / (time.perf_counter() - t0)
+            results.append({"corpus": name, "language": lang, "classifier": "VADER 3.3.2", **vars(base)})
+            print(f"{name:<34} {lang:<8} {'VADER':<14} {base.row()}   {rate:>9,.0f}/s")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", type=Path, nargs="*", help="labelled corpora (waimai, vader or labelled CSV format)")
+    ap.add_argument("--format", choices=["waimai", "vader", "labelled"], default=None)
+    ap.add_argument("--held-out", action="store_true", help="score only the part the models never saw")
+    ap.add_argument("--baselines", action="store_true", help="also run SnowNLP and VADER on the same texts")
+    ap.add_argument("--sample", type=Path, default=None, help="a generated landing dir (truth beside it)")
+    ap.add_argument(
+        "--vader-negative-at",
+        type=float,
+        default=corpora.VADER_NEGATIVE_AT,
+        help="VADER-format files: a mean rating at or below this is negative (0: any mean below 0)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if not args.paths and not args.sample:
+        ap.error("give at least one labelled corpus path or --sample")
+    clf = Classifier()
+    head = ["corpus".ljust(34), "language".ljust(8), "classifier".ljust(14), "texts".rjust(6), "neg".rjust(6)]
+    print(" ".join([*head, "precision", " recall", "    F1", "   texts/s"]))
+    results = []
+    for path in args.paths:
+        if not path.exists():
+            ap.error(f"{path}: no such file")
+        examples = corpora.read(path, args.format, args.vader_negative_at)
+        name = path.name
+        if args.held_out:
+            examples = held_out(path, examples)
+            name += " (held out)"
+            if not examples:
+                print(f"{name:<34} skipped: every text was training data")
+                continue
+        results += evaluate(name, examples, args.baselines, clf)
+    if args.sample:
+        truth = args.sample.parent / "ground_truth"
+        results += evaluate(f"sample ({args.sample})", sample_examples(args.sample, truth), args.baselines, clf)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

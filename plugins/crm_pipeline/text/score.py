@@ -1,0 +1,143 @@
+"""Score the text in the warehouse, incrementally: `scoring.text_scores`.
+
+A text is scored once per (source, record id, md5 of the text, classifier
+version): a new or edited post, message, review or refund reason is scored
+on the next run, an unchanged one never again. Rows carry the classifier
+version, so after a new version ships, rescoring everything is one command:
+
+    python -m crm_pipeline.text.score            # what is new or edited
+    python -m crm_pipeline.text.score --prune    # and drop scores of older versions
+
+(a new version scores every text again on its next run by itself; --prune
+only tidies). Texts go to the classifier straight from the raw tables, never
+through dbt or any template, so nothing a user writes is compiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from crm_pipeline.load.warehouse import Warehouse
+
+# source -> (raw table, id column, text column, extra filter)
+TEXT_SOURCES = {
+    "forum": ("forum_posts", "post_id", "content", ""),
+    "chat": ("chat_messages", "msg_id", "content", "and r.msg_type = 'text'"),
+    "review": ("reviews", "review_id", "content", ""),
+    "refund": ("refunds", "refund_id", "reason", ""),
+}
+COLUMNS = [
+    ("source", "text"),
+    ("record_id", "text"),
+    ("text_hash", "text"),
+    ("classifier_version", "text"),
+    ("language", "text"),
+    ("sentiment_score", "double"),
+    ("is_negative", "bool"),
+    ("category", "text"),
+    ("cues", "text"),
+    ("scored_at", "timestamp"),
+]
+_SQL_TYPES = {"text": "varchar", "double": "double precision", "bool": "boolean", "timestamp": "timestamp"}
+CHUNK = 50_000
+
+
+@dataclass
+class ScoreRun:
+    scored: int
+    seconds: float
+    by_source: dict[str, int]
+
+    @property
+    def per_second(self) -> float:
+        return self.scored / self.seconds if self.seconds else 0.0
+
+
+def ensure_table(wh: Warehouse) -> None:
+    wh.execute("create schema if not exists scoring")
+    cols = ", ".join(f"{name} {_SQL_TYPES[t]}" for name, t in COLUMNS)
+    wh.execute(f"create table if not exists scoring.text_scores ({cols})")
+
+
+def _pending(wh: Warehouse, source: str, version: str) -> list[tuple[str, str, str]]:
+    table, id_col, text_col, extra = TEXT_SOURCES[source]
+    if not wh.table_exists("raw", table):
+        return []
+    return wh.fetchall(
+        f"select distinct r.{id_col}, r.{text_col}, md5(r.{text_col}) from raw.{table} r "
+        "left join scoring.text_scores s on s.source = %s and s.record_id = r." + id_col + " "
+        f"and s.text_hash = md5(r.{text_col}) and s.classifier_version = %s "
+        f"where s.record_id is null and r.{id_col} is not null and r.{text_col} is not null {extra}",
+        (source, version),
+    )
+
+
+def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
+    """Score every text not yet scored by this classifier version; one transaction per source."""
+    from crm_pipeline.text.classifier import Classifier
+
+    clf = classifier or Classifier()
+    ensure_table(wh)
+    total, seconds, by_source = 0, 0.0, {}
+    for source in TEXT_SOURCES:
+        rows = _pending(wh, source, clf.version)
+        by_source[source] = len(rows)
+        if not rows:
+            continue
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        with wh.transaction():
+            for start in range(0, len(rows), CHUNK):
+                chunk = rows[start : start + CHUNK]
+                t0 = time.perf_counter()
+                verdicts = clf.score_many([text for _, text, _ in chunk])
+                seconds += time.perf_counter() - t0
+                batch = pa.table(
+                    {
+                        "source": [source] * len(chunk),
+                        "record_id": [r[0] for r in chunk],
+                        "text_hash": [r[2] for r in chunk],
+                        "classifier_version": [clf.version] * len(chunk),
+                        "language": [v.language for v in verdicts],
+                        "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
+                        "is_negative": [v.is_negative for v in verdicts],
+                        "category": [v.category for v in verdicts],
+                        "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
+                        "scored_at": pa.array([now] * len(chunk), pa.timestamp("us")),
+                    }
+                )
+                wh.append_arrow("scoring.text_scores", batch)
+        total += len(rows)
+    return ScoreRun(total, seconds, by_source)
+
+
+def prune(wh: Warehouse, version: str) -> int:
+    ensure_table(wh)
+    n = wh.fetchone("select count(*) from scoring.text_scores where classifier_version != %s", (version,))[0]
+    wh.execute("delete from scoring.text_scores where classifier_version != %s", (version,))
+    return n
+
+
+def main(argv: list[str] | None = None) -> None:
+    from crm_pipeline.config import settings
+    from crm_pipeline.load.warehouse import parse_url, writer_lock
+    from crm_pipeline.text.classifier import VERSION
+
+    ap = argparse.ArgumentParser(description="Score new or edited texts with the current classifier version.")
+    ap.add_argument("--prune", action="store_true", help="delete scores made by other classifier versions")
+    args = ap.parse_args(argv)
+    target = parse_url(settings().warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        run = score_pending(wh)
+        print(f"classifier {VERSION}: scored {run.scored} texts {run.by_source} at {run.per_second:,.0f} texts/s")
+        if args.prune:
+            print(f"pruned {prune(wh, VERSION)} scores of other versions")
+
+
+if __name__ == "__main__":
+    main()
