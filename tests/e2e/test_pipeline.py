@@ -139,6 +139,30 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     assert slots == (4 * 7 * 24, 4)
     assert set(onion) == {"core", "regular", "casual"} and onion["core"] < onion["regular"] < onion["casual"]
 
+    # Negative feedback against the generator's labels (texts known as of the run, staff excluded).
+    with (crm_env["tmp"] / "truth" / "texts.csv").open(encoding="utf-8") as fh:
+        labels = {(r["source"], r["record_id"]): r for r in csv.DictReader(fh)}
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        touchpoints = wh.fetchall(
+            "select feedback_source, source_record_id from intermediate.int_feedback__touchpoints"
+        )
+        flagged = {
+            (s, i): c
+            for s, i, c in wh.fetchall("select source, source_record_id, category from marts.fct_negative_feedback")
+        }
+        risk = wh.fetchone("select count(*), sum(case when is_at_risk then 1 else 0 end) from marts.fct_customer_risk")
+    judged = [k for k in touchpoints if k in labels]
+    truth_negative = {k for k in judged if labels[k]["is_negative"] == "1"}
+    predicted = {k for k in judged if k in flagged}
+    assert len(judged) > 1000 and len(truth_negative) > 100
+    precision = len(predicted & truth_negative) / len(predicted)
+    recall = len(predicted & truth_negative) / len(truth_negative)
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+    right = sum(flagged[k] == labels[k]["category"] for k in predicted & truth_negative)
+    assert right / len(predicted & truth_negative) >= 0.9
+    assert set(flagged) - set(touchpoints) == set()  # every flagged row is a known touchpoint
+    assert risk[0] > 0 and 0 < risk[1] < risk[0]
+
 
 def test_rerunning_a_day_changes_nothing(crm_env, airflow_db):
     generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=150, seed=3, end_date=END)

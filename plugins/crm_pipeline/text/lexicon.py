@@ -102,7 +102,8 @@ class Lexicon:
         # lookups (phrases of up to 3 words), far faster than a regex with
         # word boundaries.
         matchable = list(self.scored) + [t for t in self.topics if t not in self.scored]
-        self._match = self._alternation([w for w in matchable if not _is_word(w)])
+        self._match = self._alternation([w for w in matchable if not _is_word(w) and not w.isascii()])
+        self._match_ascii = self._alternation([w for w in matchable if not _is_word(w) and w.isascii()])
         self._en_phrases = {w for w in matchable if _is_word(w)}
         self._en_span = max((w.count(" ") + 1 for w in self._en_phrases), default=1)
         negations = by_kind.get("negation", [])
@@ -167,9 +168,16 @@ class Lexicon:
         with the 3 words before (a degree word: the word right before).
         """
         hit = LexiconHit()
-        if self._match is not None and (_CJK.search(text) or not text.isascii()):
+        symbol_matches = []
+        if self._match is not None and not text.isascii():
+            symbol_matches = list(self._match.finditer(text))
+        if self._match_ascii is not None:
+            emoticons = list(self._match_ascii.finditer(text))
+            if emoticons:
+                symbol_matches = sorted(symbol_matches + emoticons, key=lambda m: m.start())
+        if symbol_matches:
             last_end = 0
-            for m in self._match.finditer(text):
+            for m in symbol_matches:
                 cue_text, start = m.group(0), m.start()
                 before = text[max(last_end, start - 4) : start]
                 negated = self._negation_zh is not None and self._negation_zh.search(before[-3:]) is not None

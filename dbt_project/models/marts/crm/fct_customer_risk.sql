@@ -131,7 +131,7 @@ final as (
         last_negative.category as last_negative_category,
         {{ as_of_date() }} - {{ local_date('last_negative.occurred_at') }} as days_since_last_negative,
         -- value at stake
-        coalesce(tiered.monetary_amount, 0) as value_at_stake,
+        cast(coalesce(tiered.monetary_amount, 0) as decimal(18, 2)) as value_at_stake,
         tiered.frequency_orders,
         tiered.rfm_segment,
         coalesce(tiered.community_tier, 'prospect') as community_tier,

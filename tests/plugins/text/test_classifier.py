@@ -1,0 +1,140 @@
+"""The classifier's rules on hand-picked cases: negation, degree, emoji, questions, mixed and traditional text."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_pipeline.text.classifier import VERSION, Classifier
+from crm_pipeline.text.lexicon import Lexicon, normalise
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier()
+
+
+@pytest.mark.parametrize(
+    ("positive", "negated"),
+    [
+        ("质量很好", "质量不好"),
+        ("这个很好用", "这个不好用"),
+        ("good phone", "not a good phone"),
+        ("I would recommend it", "I would never recommend it"),
+    ],
+)
+def test_negation_turns_praise_into_complaint(clf, positive, negated):
+    assert not clf.score(positive).is_negative
+    assert clf.score(negated).is_negative
+    assert clf.score(negated).sentiment < clf.score(positive).sentiment
+
+
+def test_negation_and_degree_act_on_the_cue():
+    lex = Lexicon()
+    # 太 multiplies by 1.6, 有点 by 0.6 (cues.csv): 慢 = -1.5.
+    assert lex.scan("太慢").score == pytest.approx(-2.5)  # "太慢" is its own cue
+    assert lex.scan("有点慢").score == pytest.approx(-1.5 * 0.6)
+    assert lex.scan("非常慢").score == pytest.approx(-1.5 * 1.6)
+    assert lex.scan("不慢").score == pytest.approx(0.75)  # negated: reversed and halved
+    assert lex.scan("not terrible").score == pytest.approx(1.5)  # -3 reversed and halved
+    assert lex.scan("very poor").score == pytest.approx(-2 * 1.4)
+    assert "not 很好" in lex.scan("不是很好").cues
+
+
+def test_emoji_and_emoticons_carry_sentiment(clf):
+    assert clf.score("😡😡😡").is_negative
+    assert clf.score("👎").is_negative
+    assert clf.score(":(").is_negative
+    assert not clf.score("👍👍").is_negative
+    assert not clf.score("物流很快👍").is_negative
+    assert clf.score("😡").language == "none"
+
+
+def test_questions_are_not_complaints_but_rhetorical_ones_are(clf):
+    for question in ("请问这个型号支持快充吗？", "今晚几点开始直播？", "Does this model support fast charging?"):
+        assert not clf.score(question).is_negative, question
+    complaint = clf.score("为什么还没发货？快递太慢了！")
+    assert complaint.is_negative and complaint.category == "logistics"
+
+
+def test_mixed_chinese_and_english(clf):
+    v = clf.score("这个 phone 的 battery 真的 terrible，太差了")
+    assert v.language == "mixed" and v.is_negative and v.category == "product_quality"
+    assert not clf.score("这个 phone 真的 very good，很喜欢").is_negative
+
+
+def test_traditional_chinese_is_folded_to_simplified(clf):
+    assert normalise("客服態度很差") == ("客服态度很差", True)
+    trad, simp = clf.score("客服態度很差，售後推來推去"), clf.score("客服态度很差，售后推来推去")
+    assert trad.language == "zh-Hant" and simp.language == "zh"
+    assert (trad.is_negative, trad.category, trad.sentiment) == (simp.is_negative, simp.category, simp.sentiment)
+    assert trad.category == "service"
+
+
+def test_full_width_text_is_normalised():
+    assert normalise("ＮＯＴ ＧＯＯＤ！")[0] == "not good!"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("用了三天就坏了，质量太差", "product_quality"),
+        ("快递太慢了，等了十天才到", "logistics"),
+        ("客服一直不回复，太失望了", "service"),
+        ("刚买就降价了，太坑了", "price"),
+        ("说明书看不懂，设置太复杂", "usability"),
+        ("Package arrived damaged", "logistics"),
+        ("Support was rude and useless", "service"),
+        ("Way overpriced for what it is", "price"),
+    ],
+)
+def test_categories_and_their_cues(clf, text, category):
+    v = clf.score(text)
+    assert v.is_negative and v.category == category
+    assert v.cues, "every verdict names the cues that fired"
+
+
+def test_a_negative_text_without_category_cues_is_other(clf):
+    v = clf.score("太失望了，差评")
+    assert v.is_negative and v.category == "other"
+
+
+def test_verdicts_are_deterministic_and_versioned(clf):
+    texts = ["质量太差", "Love it", "", "   "]
+    assert clf.score_many(texts) == Classifier().score_many(texts)
+    assert clf.version == VERSION
+    empty = clf.score("")
+    assert not empty.is_negative and empty.sentiment == 0.0
+
+
+def test_a_brand_edits_the_cue_table(tmp_path, monkeypatch):
+    cues = tmp_path / "cues.csv"
+    cues.write_text(
+        "cue,language,kind,category,weight\n"
+        "# a brand's own words\n"
+        "翻车,zh,sentiment,product_quality,-3\n"
+        "表带,zh,topic,product_quality,0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CRM_TEXT_CUES", str(cues))
+    lex = Lexicon()
+    assert lex.path == cues
+    hit = lex.scan("表带又翻车了")
+    assert hit.score == pytest.approx(-3) and hit.cues == ["翻车"]
+    assert hit.categories["product_quality"] > 0
+    v = Classifier(lex).score("新表带又翻车了")
+    assert v.is_negative and v.category == "product_quality"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("x,zh,feeling,,-1", "unknown kind 'feeling'"),
+        ("x,zh,sentiment,shipping,-1", "unknown category 'shipping'"),
+        ("x,zh,sentiment,,minus one", "weight 'minus one' is not a number"),
+    ],
+)
+def test_a_broken_cue_table_names_the_row(tmp_path, row, message):
+    cues = tmp_path / "cues.csv"
+    cues.write_text("cue,language,kind,category,weight\n" + row + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 2: " + message):
+        Lexicon(cues)

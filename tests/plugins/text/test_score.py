@@ -1,0 +1,82 @@
+"""Incremental scoring into scoring.text_scores, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+from crm_pipeline.load.loader import load_landing
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.text.classifier import Classifier
+from crm_pipeline.text.score import prune, score_pending
+
+RUN = dt.date(2026, 11, 22)
+SH = ZoneInfo("Asia/Shanghai")
+POST = '{{"post_id": "{id}", "topic_id": "t1", "user_id": "u1", "created_at": "2026-11-20T10:00:00+08:00", "content": {text}}}\n'
+INJECTION = "'); drop table orders;-- {{ var('x') }} {% raw %}"
+
+
+def _land(landing, name, posts):
+    (landing / "forum_posts").mkdir(exist_ok=True)
+    lines = "".join(POST.format(id=i, text=json.dumps(t, ensure_ascii=False)) for i, t in posts)
+    (landing / "forum_posts" / name).write_text(lines, encoding="utf-8")
+
+
+def _scores(wh):
+    return wh.fetchall(
+        "select source, record_id, classifier_version, is_negative, category from scoring.text_scores "
+        "order by record_id, classifier_version, is_negative"
+    )
+
+
+def test_only_new_or_edited_texts_are_scored_and_a_new_version_rescores(crm_env):
+    landing = crm_env["landing"]
+    _land(landing, "a.jsonl", [("p1", "快递太慢了"), ("p2", "Love it"), ("p3", INJECTION)])
+    (landing / "chat_messages").mkdir()
+    (landing / "chat_messages" / "c.csv").write_text(
+        "msg_id,group_id,sender_id,sent_at,msg_type,content\n"
+        "m1,g1,w1,2026-11-20 10:00:00,text,客服态度很差\n"
+        "m2,g1,w1,2026-11-20 10:01:00,image,[image]\n",
+        encoding="utf-8",
+    )
+    clf = Classifier()
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        for entity in ("forum_posts", "chat_messages"):
+            load_landing(wh, entity, landing, RUN, SH)
+        first = score_pending(wh, clf)
+        assert first.scored == 4 and first.by_source == {"forum": 3, "chat": 1, "review": 0, "refund": 0}
+        assert ("chat", "m1", clf.version, True, "service") in _scores(wh)
+        assert ("forum", "p1", clf.version, True, "logistics") in _scores(wh)
+        # The injection text is stored and scored verbatim; no table was touched.
+        assert wh.fetchone("select content from raw.forum_posts where post_id = 'p3'")[0] == INJECTION
+
+        # Nothing new: nothing scored.
+        assert score_pending(wh, clf).scored == 0
+
+        # An edit of p2 arrives as a new version: only that text is scored.
+        _land(landing, "b.jsonl", [("p2", "Stopped working after a week, poor quality")])
+        load_landing(wh, "forum_posts", landing, RUN, SH)
+        edit = score_pending(wh, clf)
+        assert edit.scored == 1 and edit.by_source["forum"] == 1
+        p2 = wh.fetchall("select is_negative from scoring.text_scores where record_id = 'p2' order by is_negative")
+        assert p2 == [(False,), (True,)]  # the old text's score stays, keyed by its hash
+
+        # A new classifier version scores every text again; pruning drops the old version's rows.
+        newer = replace_version(clf, "9999.1")
+        assert score_pending(wh, newer).scored == 5
+        assert prune(wh, "9999.1") == 5
+        assert {v for _, _, v, _, _ in _scores(wh)} == {"9999.1"}
+
+
+def replace_version(clf: Classifier, version: str) -> Classifier:
+    other = Classifier(clf.lexicon)
+    other.version = version
+    return other
+
+
+def test_missing_sources_score_nothing(crm_env):
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        run = score_pending(wh, Classifier())
+        assert run.scored == 0
+        assert wh.fetchone("select count(*) from scoring.text_scores")[0] == 0
