@@ -2,9 +2,12 @@
 # crm_transform
 
 Builds the marts for one as-of day: scores new or edited texts for
-negative feedback (`scoring.text_scores`), then runs dbt (`dbt seed`, then
-`dbt build`: staging, intermediate and marts with their data and unit
-tests). A failing
+negative feedback (`scoring.text_scores`), runs dbt (`dbt seed`, then
+`dbt build`: staging, intermediate and marts into `marts_build`, with their
+data and unit tests), checks the built marts with the `marts.*` GX suites,
+and publishes every mart to `marts` in one transaction. A failing dbt test
+or critical check publishes nothing: BI keeps reading the last good
+version. A failing
 dbt test fails the run without retries: it is a data problem, not a
 transient one.
 
@@ -51,7 +54,7 @@ def crm_transform():
         score_texts()
         return as_of
 
-    @task(outlets=[MARTS])
+    @task
     def dbt_build(as_of: str) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -67,7 +70,21 @@ def crm_transform():
             raise  # no node failed (e.g. the warehouse was unreachable): let Airflow retry
         return as_of
 
-    dbt_build(score_texts(as_of_day()))
+    @task(outlets=[MARTS])
+    def check_and_publish(as_of: str, dag_run=None) -> dict:
+        """Write-audit-publish: GX suites on marts_build, then every mart to `marts` in one transaction."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from crm_pipeline.config import parse_date
+        from crm_pipeline.pipeline import check_and_publish
+        from crm_pipeline.quality.gate import QualityGateError
+
+        try:
+            return check_and_publish(parse_date(as_of), "crm_transform", dag_run.run_id)
+        except QualityGateError as exc:  # nothing published; alerted already; not retried
+            raise AirflowFailException(str(exc)) from exc
+
+    check_and_publish(dbt_build(score_texts(as_of_day())))
 
 
 crm_transform()

@@ -82,6 +82,7 @@ def crm_env(monkeypatch, tmp_path, warehouse_url):
     monkeypatch.setenv("CRM_LANDING_DIR", str(landing))
     monkeypatch.setenv("CRM_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("CRM_KEY_SECRET", SECRET)
     monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
     monkeypatch.delenv("CRM_SHOP_DB_URL", raising=False)

@@ -25,14 +25,34 @@ log = logging.getLogger("crm_pipeline.dags")
 
 
 def on_failure(context) -> None:
-    """Log the failing task; alert channels are wired in here by the quality issue."""
+    """A task failed for good (retries exhausted or not retryable): one alert, unless a check already sent one."""
     ti = context.get("task_instance")
-    log.error(
-        "task failed: dag=%s task=%s run=%s",
-        getattr(ti, "dag_id", "?"),
-        getattr(ti, "task_id", "?"),
-        getattr(ti, "run_id", "?"),
-    )
+    dag_id, task_id, run_id = (getattr(ti, k, "?") for k in ("dag_id", "task_id", "run_id"))
+    exc = context.get("exception")
+    log.error("task failed: dag=%s task=%s run=%s", dag_id, task_id, run_id)
+    if str(exc).startswith("quality gate:"):
+        return  # the failed check has alerted, with the check's details
+    try:
+        from crm_pipeline.alerts import task_problem
+        from crm_pipeline.pipeline import record_task_alert
+
+        logical = context.get("logical_date")
+        # The exception's class and first line only: a message could quote data.
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if exc else "unknown"
+        record_task_alert(task_problem(dag_id, task_id, run_id, logical and logical.date().isoformat(), error))
+    except Exception:  # alerting must never mask the task's own failure
+        log.exception("could not send the task-failure alert")
+
+
+def on_success(context) -> None:
+    """Resolve an open task-failure alert once the task succeeds again."""
+    ti = context.get("task_instance")
+    try:
+        from crm_pipeline.pipeline import resolve_task_alert
+
+        resolve_task_alert(getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"))
+    except Exception:
+        log.exception("could not resolve the task alert")
 
 
 DEFAULT_ARGS = {
@@ -40,6 +60,7 @@ DEFAULT_ARGS = {
     "retries": int(os.environ.get("CRM_TASK_RETRIES", "2")),
     "retry_delay": dt.timedelta(seconds=int(os.environ.get("CRM_RETRY_DELAY_SECONDS", "300"))),
     "on_failure_callback": on_failure,
+    "on_success_callback": on_success,
 }
 
 

@@ -37,8 +37,14 @@ def extract_dag(
 
             return load_entity_files(entity, resolve_as_of(params, logical_date))
 
-        @task(outlets=[asset])
-        def publish_raw(*groups) -> dict:
+        @task
+        def check_raw(*groups, params=None, logical_date=None, dag_run=None) -> dict:
+            """The quality gate: GX suites on this run's batches; a critical failure holds the batch and fails here."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from crm_pipeline.pipeline import gate_raw, resolve_as_of
+            from crm_pipeline.quality.gate import QualityGateError
+
             # Index by position: iterating a lazy XCom sequence probes one past its end.
             batches = []
             for group in groups:
@@ -46,11 +52,21 @@ def extract_dag(
                     item = group[i]
                     batches.extend(item if isinstance(item, list) else [item])
             batches = [b for b in batches if b.get("batch_id")]
+            try:
+                checks = gate_raw(batches, resolve_as_of(params, logical_date), dag_id, dag_run.run_id)
+            except QualityGateError as exc:  # a data problem: retrying cannot help; alerted already
+                raise AirflowFailException(str(exc)) from exc
             return {
                 "batches": len(batches),
                 "loaded_rows": sum(b["loaded_rows"] for b in batches),
                 "quarantined_rows": sum(b["quarantined_rows"] for b in batches),
+                "checks": checks["checks"],
+                "failed_checks": checks["failed"],
             }
+
+        @task(outlets=[asset])
+        def publish_raw(summary: dict) -> dict:
+            return summary
 
         ready = prepare()
         files = load_files.expand(entity=entities)
@@ -84,6 +100,6 @@ def extract_dag(
             api = extract_api()
             ready >> api
             groups.append(api)
-        publish_raw(*groups)
+        publish_raw(check_raw(*groups))
 
     return build()

@@ -97,7 +97,104 @@ def score_texts() -> dict:
 
 
 def build_marts(as_of: dt.date) -> None:
+    """dbt seed and build (models with their data and unit tests) into marts_build; nothing is published."""
     from crm_pipeline.transform.dbt import run_dbt
 
     run_dbt(["seed"], as_of)
     run_dbt(["build", "--exclude", "resource_type:seed"], as_of)
+
+
+def _alert_on(wh, validation, as_of: dt.date, dag_id: str, run_id: str, scopes: list[str], sources: dict) -> dict:
+    from crm_pipeline.alerts import check_problem, reconcile
+
+    problems = [
+        check_problem(r, dag_id, run_id, as_of, validation.report, sources.get(r.batch_id))
+        for r in validation.results
+        if not r.success
+    ]
+    summary = {"opened": [], "repeated": [], "resolved": [], "delivery_errors": []}
+    for scope in scopes:
+        outcome = reconcile(wh, scope, [p for p in problems if p.fingerprint.startswith(scope)])
+        for k in summary:
+            summary[k] += getattr(outcome, k)
+    return summary
+
+
+def gate_raw(batches: list[dict], as_of: dt.date, dag_id: str, run_id: str) -> dict:
+    """Check this run's new raw batches; alert; raise QualityGateError on a critical failure."""
+    from crm_pipeline.quality.gate import QualityGateError, check_raw
+
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        validation = check_raw(wh, batches, as_of, dag_id=dag_id, run_id=run_id, url=cfg.warehouse_url)
+        relations = sorted({r.relation for r in validation.results})
+        sources = {b["batch_id"]: b.get("source") for b in batches if b.get("batch_id")}
+        alerts = _alert_on(wh, validation, as_of, dag_id, run_id, [f"check:{r}:" for r in relations], sources)
+    failed = validation.critical_failures
+    summary = {
+        "checks": len(validation.results),
+        "failed": sum(not r.success for r in validation.results),
+        "critical_failed": len(failed),
+        "report": validation.report,
+        "alerts": alerts,
+    }
+    log.info("raw checks: %s", summary)
+    if failed:
+        held = sorted({sources.get(r.batch_id) or r.batch_id for r in failed})
+        checks = sorted({f"{r.suite}/{r.expectation}" for r in failed})
+        raise QualityGateError(
+            f"quality gate: {len(failed)} critical check(s) failed ({', '.join(checks)}); "
+            f"held out of staging: {', '.join(held)}; report: {validation.report}",
+            validation,
+        )
+    return summary
+
+
+def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
+    """Validate the marts built in marts_build; publish them all together, or none on a critical failure."""
+    from crm_pipeline.quality.gate import QualityGateError, check_marts, publish
+
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        validation = check_marts(wh, as_of, dag_id=dag_id, run_id=run_id, url=cfg.warehouse_url)
+        alerts = _alert_on(wh, validation, as_of, dag_id, run_id, ["check:marts."], {})
+        failed = validation.critical_failures
+        if failed:
+            checks = sorted({f"{r.suite}/{r.expectation}" for r in failed})
+            raise QualityGateError(
+                f"quality gate: {len(failed)} critical mart check(s) failed ({', '.join(checks)}); "
+                f"nothing published, marts keep their previous version; report: {validation.report}",
+                validation,
+            )
+        published = publish(wh)
+    summary = {"checks": len(validation.results), "warnings": len(validation.warnings), "published": published}
+    summary["alerts"] = alerts
+    log.info("mart checks and publish: %s", summary)
+    return summary
+
+
+def record_task_alert(problem) -> None:
+    from crm_pipeline.alerts import reconcile
+
+    target = parse_url(settings().warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        ensure_tables(wh, [])
+        reconcile(wh, problem.fingerprint, [problem], resolve=False)
+
+
+def resolve_task_alert(dag_id: str, task_id: str) -> None:
+    from crm_pipeline.alerts import reconcile
+
+    target = parse_url(settings().warehouse_url)
+    if target.kind == "duckdb" and not target.path.exists():
+        return
+    with writer_lock(target), Warehouse(target) as wh:
+        if not wh.table_exists("audit", "alerts"):
+            return
+        fingerprint = f"task:{dag_id}.{task_id}"
+        if wh.fetchone("select count(*) from audit.alerts where status = 'open' and fingerprint = %s", (fingerprint,))[
+            0
+        ]:
+            reconcile(wh, fingerprint, [])

@@ -150,7 +150,41 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if wh.table_exists("scoring", "text_scores")
         else []
     )
+    checks = (
+        wh.fetchall(
+            "select severity, sum(case when success then 1 else 0 end), sum(case when success then 0 else 1 end), "
+            "max(report) from audit.check_results where run_date = %s group by 1 order by 1",
+            (as_of,),
+        )
+        if wh.table_exists("audit", "check_results")
+        else []
+    )
+    failed_checks = (
+        wh.fetchall(
+            "select severity, suite, expectation, relation, count(*) from audit.check_results "
+            "where run_date = %s and not success group by 1, 2, 3, 4 order by 1, 2, 3, 4 limit 15",
+            (as_of,),
+        )
+        if checks
+        else []
+    )
+    held = (
+        wh.fetchall(
+            "select entity, source, run_date from audit.load_batches where quality_status = 'held' order by 3, 1, 2"
+        )
+        if wh.table_exists("audit", "load_batches") and "quality_status" in wh.columns("audit", "load_batches")
+        else []
+    )
+    open_alerts = (
+        wh.fetchall("select severity, title, times_seen from audit.alerts where status = 'open' order by 2")
+        if wh.table_exists("audit", "alerts")
+        else []
+    )
     return {
+        "checks": checks,
+        "failed_checks": failed_checks,
+        "held": held,
+        "open_alerts": open_alerts,
         "feedback": feedback,
         "severities": dict(severities),
         "at_risk": at_risk,
@@ -182,6 +216,28 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
     )
     if data["reasons"]:
         out += ["", "Quarantine, top reasons:", table(["entity", "reason", "rows"], [list(r) for r in data["reasons"]])]
+    if data.get("checks"):
+        report = next((r for *_, r in data["checks"] if r), None)
+        out += [
+            "",
+            "Quality checks this run date (audit.check_results):",
+            table(["severity", "passed", "failed"], [[sev, ok, bad] for sev, ok, bad, _ in data["checks"]]),
+            f"report: {report}",
+        ]
+        if data.get("failed_checks"):
+            out.append(
+                table(
+                    ["severity", "suite", "expectation", "relation", "results"],
+                    [list(r) for r in data["failed_checks"]],
+                )
+            )
+    if data.get("held"):
+        out += [
+            "Batches held out of staging by a critical check:",
+            table(["entity", "source", "run date"], [list(r) for r in data["held"]]),
+        ]
+    if data.get("open_alerts"):
+        out += ["Open alerts:", table(["severity", "alert", "times seen"], [list(r) for r in data["open_alerts"]])]
     out += ["", "Marts:", table(["mart", "rows"], [[f"marts.{k}", v] for k, v in data["counts"].items()])]
     if data.get("channels"):
         people, shop, forum, chat, both = data["channels"]

@@ -41,6 +41,7 @@ def pipeline_env(crm_env, airflow_db: Path) -> dict:
         CRM_WAREHOUSE_URL=crm_env["url"],
         CRM_KEY_SECRET=SECRET,
         CRM_DBT_ARTIFACTS_DIR=str(crm_env["tmp"] / "dbt"),
+        CRM_REPORTS_DIR=str(crm_env["tmp"] / "reports"),
         CRM_TIMEZONE="Asia/Shanghai",
         AIRFLOW_HOME=str(airflow_db),
         PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",

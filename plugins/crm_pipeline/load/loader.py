@@ -45,6 +45,9 @@ AUDIT_DDL = {
         ("run_date", "date"),
         ("loaded_at", "timestamp"),
         ("note", "text"),
+        # null until checked; passed, warned, or held (a critical check failed:
+        # staging leaves the batch out until a corrected file replaces it).
+        ("quality_status", "text"),
     ],
     "quarantine": [
         ("batch_id", "text"),
@@ -57,6 +60,35 @@ AUDIT_DDL = {
         ("quarantined_at", "timestamp"),
     ],
     "watermarks": [("entity", "text"), ("source", "text"), ("watermark", "text"), ("updated_at", "timestamp")],
+    "check_results": [
+        ("run_date", "date"),
+        ("suite", "text"),
+        ("relation", "text"),
+        ("expectation", "text"),
+        ("severity", "text"),
+        ("success", "bool"),
+        ("observed", "text"),
+        ("expected", "text"),
+        ("element_count", "int"),
+        ("unexpected_count", "int"),
+        ("batch_id", "text"),
+        ("dag_id", "text"),
+        ("run_id", "text"),
+        ("report", "text"),
+        ("checked_at", "timestamp"),
+    ],
+    "alerts": [
+        ("fingerprint", "text"),
+        ("status", "text"),
+        ("severity", "text"),
+        ("title", "text"),
+        ("dag_id", "text"),
+        ("opened_at", "timestamp"),
+        ("last_seen_at", "timestamp"),
+        ("resolved_at", "timestamp"),
+        ("times_seen", "int"),
+        ("channels", "text"),
+    ],
 }
 
 

@@ -135,13 +135,13 @@ class Warehouse:
             self.conn.execute(self._sql(sql), list(params))
         else:
             with self.conn.cursor() as cur:
-                cur.execute(sql, tuple(params))
+                cur.execute(sql, tuple(params) or None)  # no params: a literal % stays literal
 
     def fetchall(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         if self.kind == "duckdb":
             return self.conn.execute(self._sql(sql), list(params)).fetchall()
         with self.conn.cursor() as cur:
-            cur.execute(sql, tuple(params))
+            cur.execute(sql, tuple(params) or None)
             return cur.fetchall()
 
     def fetchone(self, sql: str, params: tuple | list = ()):

@@ -13,7 +13,10 @@ from crm_pipeline.text.score import prune, score_pending
 
 RUN = dt.date(2026, 11, 22)
 SH = ZoneInfo("Asia/Shanghai")
-POST = '{{"post_id": "{id}", "topic_id": "t1", "user_id": "u1", "created_at": "2026-11-20T10:00:00+08:00", "content": {text}}}\n'
+POST = (
+    '{{"post_id": "{id}", "topic_id": "t1", "user_id": "u1", '
+    '"created_at": "2026-11-20T10:00:00+08:00", "content": {text}}}\n'
+)
 INJECTION = "'); drop table orders;-- {{ var('x') }} {% raw %}"
 
 

@@ -7,6 +7,7 @@ with
 source as (
 
     select * from {{ source('chat', 'chat_messages') }}
+    where {{ not_held() }}
 
 ),
 

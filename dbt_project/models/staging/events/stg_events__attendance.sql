@@ -4,6 +4,7 @@ with
 source as (
 
     select * from {{ source('events', 'events') }}
+    where {{ not_held() }}
 
 ),
 

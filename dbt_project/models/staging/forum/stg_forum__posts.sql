@@ -6,6 +6,7 @@ with
 source as (
 
     select * from {{ source('forum', 'forum_posts') }}
+    where {{ not_held() }}
 
 ),
 

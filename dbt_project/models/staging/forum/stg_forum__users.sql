@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('forum', 'forum_users') }}
+    where {{ not_held() }}
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('shop', 'customers') }}
+    where {{ not_held() }}
 
 ),
 

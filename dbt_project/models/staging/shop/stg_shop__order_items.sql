@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('shop', 'order_items') }}
+    where {{ not_held() }}
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('shop', 'refunds') }}
+    where {{ not_held() }}
 
 ),
 

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('shop', 'reviews') }}
+    where {{ not_held() }}
 
 ),
 

@@ -1,0 +1,242 @@
+"""Great Expectations suites from `expectations/`, run on the warehouse, results in `audit.check_results`.
+
+Suites are JSON files named `<relation>.<severity>.json` (`raw.orders.critical`,
+`marts.fct_customer_rfm.warning`). A critical failure blocks (a raw batch is
+held out of staging; a mart is not published); a warning only alerts.
+
+GX runs in an ephemeral context built per validation run (no GX project on
+disk). DuckDB data is validated as a pandas batch (GX's SQLAlchemy path is
+broken on DuckDB); PostgreSQL data is validated in SQL, by a query asset.
+Each run writes GX Data Docs under the reports dir (`CRM_REPORTS_DIR`,
+default `data/reports/<run date>/`). Results keep counts and observed
+summaries only: no unexpected values are kept, so no row content reaches the
+audit table, the report or an alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crm_pipeline.config import REPO_ROOT
+from crm_pipeline.load.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+SEVERITIES = ("critical", "warning")
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+
+
+@dataclass
+class CheckResult:
+    suite: str
+    relation: str
+    expectation: str
+    severity: str
+    success: bool
+    observed: str
+    expected: str
+    element_count: int | None
+    unexpected_count: int | None
+    batch_id: str | None = None
+
+    def row(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class Validation:
+    """What one call validated: results per expectation and where the report is."""
+
+    results: list[CheckResult] = field(default_factory=list)
+    report: str | None = None
+
+    @property
+    def critical_failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.severity == "critical" and not r.success]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if r.severity == "warning" and not r.success]
+
+
+def suite_files(relation: str) -> dict[str, Path]:
+    """severity -> suite file for a relation (`raw.orders`)."""
+    return {s: p for s in SEVERITIES if (p := EXPECTATIONS_DIR / f"{relation}.{s}.json").exists()}
+
+
+def reports_dir(run_date: dt.date) -> Path:
+    base = Path(os.environ.get("CRM_REPORTS_DIR") or REPO_ROOT / "data" / "reports")
+    return base / run_date.isoformat()
+
+
+def _context(report_dir: Path):
+    import great_expectations as gx
+
+    warnings.filterwarnings("ignore", module="great_expectations")
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    report_dir.mkdir(parents=True, exist_ok=True)
+    ctx.add_data_docs_site(
+        site_name="crm",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(report_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return ctx
+
+
+def _jsonable(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _observed(result: dict) -> str:
+    keep = {k: result[k] for k in ("observed_value", "unexpected_percent", "missing_count") if k in result}
+    return json.dumps(_jsonable(keep), ensure_ascii=False, default=str)
+
+
+@dataclass
+class Target:
+    """One thing to validate: a relation's rows, as a DataFrame (DuckDB) or a SQL query (PostgreSQL)."""
+
+    relation: str  # names the suites: expectations/<relation>.<severity>.json
+    dataframe: object | None = None
+    query: str | None = None
+    batch_id: str | None = None
+    parameters: dict = field(default_factory=dict)
+    label: str | None = None  # what results call the relation (default: relation)
+
+
+def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None = None) -> Validation:
+    """Run every suite of every target in one ephemeral context; build Data Docs; return the results."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    report_dir = reports_dir(run_date)
+    ctx = _context(report_dir)
+    out = Validation(report=str(report_dir / "index.html"))
+    pandas_source = sql_source = None
+    for i, target in enumerate(targets):
+        files = suite_files(target.relation)
+        if not files:
+            continue
+        name = f"{target.relation}-{i}"
+        if target.dataframe is not None:
+            pandas_source = pandas_source or ctx.data_sources.add_pandas("frames")
+            batch_def = pandas_source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+            batch_parameters = {"dataframe": target.dataframe}
+        else:
+            sql_source = sql_source or ctx.data_sources.add_postgres("warehouse", connection_string=warehouse_url)
+            batch_def = sql_source.add_query_asset(name, query=target.query).add_batch_definition_whole_table("all")
+            batch_parameters = None
+        for severity, path in files.items():
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            suite = ctx.suites.add(gx.ExpectationSuite(name=f"{spec['name']}-{i}", expectations=spec["expectations"]))
+            vd = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{name}-{severity}", data=batch_def, suite=suite)
+            )
+            checkpoint = ctx.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"{name}-{severity}",
+                    validation_definitions=[vd],
+                    actions=[UpdateDataDocsAction(name="docs", site_names=["crm"])],
+                    result_format=RESULT_FORMAT,
+                )
+            )
+            # A bound nobody supplied is open (None), e.g. no history to compare row counts with.
+            parameters = {name: None for name in _parameter_names(spec)} | target.parameters
+            run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+            for vr in run.run_results.values():
+                for r in vr.results:
+                    cfg = r.expectation_config
+                    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+                    raised = (r.exception_info or {}).get("raised_exception", False)
+                    observed = _observed(r.result or {})
+                    if raised:
+                        observed = json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
+                    out.results.append(
+                        CheckResult(
+                            suite=spec["name"],
+                            relation=target.label or target.relation,
+                            expectation=cfg.type,
+                            severity=severity,
+                            success=bool(r.success),
+                            observed=observed,
+                            expected=json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
+                            element_count=(r.result or {}).get("element_count"),
+                            unexpected_count=(r.result or {}).get("unexpected_count"),
+                            batch_id=target.batch_id,
+                        )
+                    )
+    return out
+
+
+def _parameter_names(spec: dict) -> set[str]:
+    return {
+        v["$PARAMETER"]
+        for e in spec["expectations"]
+        for v in e.get("kwargs", {}).values()
+        if isinstance(v, dict) and "$PARAMETER" in v
+    }
+
+
+def _resolve(kwargs: dict, parameters: dict) -> dict:
+    def one(v):
+        if isinstance(v, dict) and "$PARAMETER" in v:
+            return parameters.get(v["$PARAMETER"])
+        return v
+
+    return {k: one(v) for k, v in kwargs.items()}
+
+
+def store(wh: Warehouse, validation: Validation, run_date: dt.date, dag_id: str, run_id: str) -> None:
+    """Append every result to audit.check_results (one row per expectation per validation)."""
+    import pyarrow as pa
+
+    if not validation.results:
+        return
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    rows = [r.row() for r in validation.results]
+    table = pa.table(
+        {
+            "run_date": pa.array([run_date] * len(rows), pa.date32()),
+            "suite": [r["suite"] for r in rows],
+            "relation": [r["relation"] for r in rows],
+            "expectation": [r["expectation"] for r in rows],
+            "severity": [r["severity"] for r in rows],
+            "success": [r["success"] for r in rows],
+            "observed": [r["observed"] for r in rows],
+            "expected": [r["expected"] for r in rows],
+            "element_count": pa.array([r["element_count"] for r in rows], pa.int64()),
+            "unexpected_count": pa.array([r["unexpected_count"] for r in rows], pa.int64()),
+            "batch_id": [r["batch_id"] for r in rows],
+            "dag_id": [dag_id] * len(rows),
+            "run_id": [run_id] * len(rows),
+            "report": [validation.report] * len(rows),
+            "checked_at": pa.array([now] * len(rows), pa.timestamp("us")),
+        }
+    )
+    with wh.transaction():
+        wh.append_arrow("audit.check_results", table)

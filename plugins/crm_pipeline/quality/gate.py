@@ -1,0 +1,159 @@
+"""The gates: raw batches checked after each load, marts checked before publishing.
+
+Raw: each batch loaded by a run is validated against its entity's suites
+(`raw.<entity>.*`) and the load audit suite (`audit.load_batches.critical`:
+quarantined share, extracted = loaded + quarantined). A critical failure
+marks the batch `held` in `audit.load_batches`: staging leaves it out until a
+corrected file (a new batch) replaces it. Other batches and sources flow on.
+
+Marts (write-audit-publish): dbt builds every mart into `marts_build`; the
+`marts.<mart>.*` suites validate them there; only if no critical check failed
+are all marts copied to `marts` in one transaction, so BI readers see either
+the previous version of every mart or the new version of every mart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.quality.checks import Target, Validation, store, validate
+
+BUILD_SCHEMA = "marts_build"
+PUBLISH_SCHEMA = "marts"
+MARTS = [
+    "dim_customers",
+    "fct_customer_rfm",
+    "fct_community_engagement",
+    "fct_region_circles",
+    "fct_activity_rhythm",
+    "fct_negative_feedback",
+    "fct_customer_risk",
+    "fct_product_feedback_weekly",
+]
+_BATCH_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+class QualityGateError(Exception):
+    """A critical check failed: a data problem, not worth retrying."""
+
+    def __init__(self, message: str, validation: Validation):
+        super().__init__(message)
+        self.validation = validation
+
+
+def _frame_or_query(wh: Warehouse, sql: str, params: tuple = ()) -> dict:
+    """DuckDB: a pandas DataFrame. PostgreSQL: the SQL itself, validated in the database."""
+    if wh.kind == "duckdb":
+        return {"dataframe": wh.conn.execute(sql.replace("%s", "?"), list(params)).df()}
+    literal = sql
+    for p in params:
+        literal = literal.replace("%s", "'" + str(p).replace("'", "''") + "'", 1)
+    return {"query": literal}
+
+
+def _row_bounds(history: list[int], low: float, high: float) -> dict:
+    if not history:
+        return {"min_rows": 0, "max_rows": None}
+    typical = statistics.median(history)
+    return {"min_rows": int(typical * low), "max_rows": int(typical * high) + 1}
+
+
+def raw_targets(wh: Warehouse, batches: list[dict], as_of: dt.date) -> list[Target]:
+    targets = []
+    for b in batches:
+        batch_id, entity = b["batch_id"], b["entity"]
+        if not _BATCH_ID.match(batch_id or ""):
+            raise ValueError(f"unexpected batch id {batch_id!r}")
+        history = [
+            n
+            for (n,) in wh.fetchall(
+                "select loaded_rows from audit.load_batches where entity = %s and batch_id != %s "
+                "and loaded_rows > 0 and coalesce(quality_status, '') != 'held' order by loaded_at desc limit 5",
+                (entity, batch_id),
+            )
+        ]
+        params = {
+            # Not in the future of the wall clock (a backfill of a past day
+            # legitimately lands later rows); a source clock a day fast is tolerated.
+            "latest_allowed": dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1),
+            "fresh_after": dt.datetime.combine(as_of - dt.timedelta(days=30), dt.time()),
+            **_row_bounds(history, 0.1, 10.0),
+        }
+        if b.get("loaded_rows"):
+            data = _frame_or_query(wh, f"select * from raw.{entity} where _batch_id = %s", (batch_id,))
+            targets.append(Target(f"raw.{entity}", batch_id=batch_id, parameters=params, **data))
+        profile = _frame_or_query(
+            wh,
+            "select batch_id, extracted_rows, loaded_rows + quarantined_rows as accounted_rows, "
+            "case when extracted_rows > 0 then quarantined_rows * 1.0 / extracted_rows end as quarantined_share "
+            "from audit.load_batches where batch_id = %s",
+            (batch_id,),
+        )
+        targets.append(
+            Target("audit.load_batches", batch_id=batch_id, label=f"audit.load_batches[{entity}]", **profile)
+        )
+    return targets
+
+
+def check_raw(
+    wh: Warehouse,
+    batches: list[dict],
+    as_of: dt.date,
+    *,
+    dag_id: str,
+    run_id: str,
+    url: str | None = None,
+) -> Validation:
+    """Validate this run's new batches; mark each passed, warned or held; store every result."""
+    batches = [b for b in batches if b.get("batch_id") and not b.get("skipped")]
+    if not batches:
+        return Validation()
+    validation = validate(raw_targets(wh, batches, as_of), as_of, url)
+    store(wh, validation, as_of, dag_id, run_id)
+    for b in batches:
+        mine = [r for r in validation.results if r.batch_id == b["batch_id"]]
+        status = (
+            "held"
+            if any(r.severity == "critical" and not r.success for r in mine)
+            else "warned"
+            if any(not r.success for r in mine)
+            else "passed"
+        )
+        wh.execute("update audit.load_batches set quality_status = %s where batch_id = %s", (status, b["batch_id"]))
+    return validation
+
+
+def check_marts(wh: Warehouse, as_of: dt.date, *, dag_id: str, run_id: str, url: str | None = None) -> Validation:
+    """Validate every mart as built in marts_build, against bounds from the published version."""
+    targets = []
+    for mart in MARTS:
+        if not wh.table_exists(BUILD_SCHEMA, mart):
+            continue
+        published = (
+            wh.fetchone(f"select count(*) from {PUBLISH_SCHEMA}.{mart}")[0]
+            if wh.table_exists(PUBLISH_SCHEMA, mart)
+            else None
+        )
+        params = _row_bounds([published] if published else [], 0.5, 2.0)
+        data = _frame_or_query(wh, f"select * from {BUILD_SCHEMA}.{mart}")
+        targets.append(Target(f"marts.{mart}", parameters=params, **data))
+    validation = validate(targets, as_of, url)
+    store(wh, validation, as_of, dag_id, run_id)
+    return validation
+
+
+def publish(wh: Warehouse) -> list[str]:
+    """Copy every built mart into `marts` in one transaction: all switch together or none do."""
+    built = [m for m in MARTS if wh.table_exists(BUILD_SCHEMA, m)]
+    missing = [m for m in MARTS if m not in built]
+    if missing:
+        raise RuntimeError(f"not publishing: marts missing from {BUILD_SCHEMA}: {', '.join(missing)}")
+    wh.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
+    with wh.transaction():
+        for mart in built:
+            wh.execute(f"drop table if exists {PUBLISH_SCHEMA}.{mart}")
+            wh.execute(f"create table {PUBLISH_SCHEMA}.{mart} as select * from {BUILD_SCHEMA}.{mart}")
+    return built

@@ -1,0 +1,144 @@
+"""The failure drills of the quality gate, end to end on DuckDB and PostgreSQL (`make run`'s path).
+
+A corrupted landing file: the gate holds the batch, one alert per failing
+check reaches a real local webhook, nothing is retried, the marts keep their
+exact previous content; a corrected file resolves the alert. A PII-looking
+value reaching a mart: nothing is published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+
+from alert_receivers import HttpReceiver
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.quality.gate import MARTS
+from crm_pipeline.sample.generate import generate
+from e2e.test_pipeline import pipeline_env, run_main
+
+pytestmark = pytest.mark.e2e
+END = dt.date(2026, 11, 22)
+CORRUPT = (
+    "order_id,customer_id,ordered_at,status,total_amount\n"
+    "X1,C000001,2026-11-20 10:00:00,paid,-100.00\n"  # a negative amount: quarantined by the loader
+    "X2,C000002,2031-01-01 10:00:00,paid,50.00\n"  # five years in the future
+)
+
+
+def checksums(url: str) -> dict[str, str]:
+    out = {}
+    with Warehouse.from_url(url) as wh:
+        for mart in MARTS:
+            rows = sorted(
+                json.dumps(r, default=str, ensure_ascii=False) for r in wh.fetchall(f"select * from marts.{mart}")
+            )
+            out[mart] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def receiver():
+    r = HttpReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def drill_env(crm_env, airflow_db, receiver):
+    generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=150, seed=3, end_date=END)
+    env = pipeline_env(crm_env, airflow_db)
+    env.update(
+        CRM_ALERT_WEBHOOK_URL=receiver.url + "/hook",
+        CRM_TASK_RETRIES="2",
+        CRM_RETRY_DELAY_SECONDS="1",
+        CRM_REPORTS_DIR=str(crm_env["tmp"] / "reports"),
+    )
+    proc = run_main(env, END)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Quality checks this run date" in proc.stdout
+    # The sample's only finding is a warning (a family registering twice for an event with one phone).
+    assert {r["body"]["severity"] for r in receiver.requests} <= {"warning"}
+    receiver.requests.clear()
+    return env
+
+
+def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill_env, receiver):
+    url, landing = crm_env["url"], crm_env["landing"]
+    before = checksums(url)
+
+    (landing / "orders" / "orders_late_export.csv").write_text(CORRUPT, encoding="utf-8")
+    proc = run_main(drill_env, END)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "quality gate" in out and "raw.orders.critical" in out and "orders_late_export.csv" in out
+    assert checksums(url) == before  # readers still see exactly the previous marts
+
+    with Warehouse.from_url(url) as wh:
+        status = wh.fetchone("select quality_status from audit.load_batches where source like %s", ("%late_export%",))
+        failed = wh.fetchall(
+            "select expectation, count(*) from audit.check_results where not success and severity = 'critical' "
+            "group by expectation order by expectation"
+        )
+    assert status == ("held",)
+    # Each failing expectation was evaluated once: the data failure was not retried.
+    assert failed == [("expect_column_max_to_be_between", 1), ("expect_column_values_to_be_between", 1)]
+    firing = [r["body"] for r in receiver.requests]
+    # Two critical checks (half the file quarantined; an order from the future), and a
+    # warning: one loaded row is far below the recent batches' size.
+    assert sorted((b["severity"], b["check"]) for b in firing) == [
+        ("critical", "audit.load_batches.critical / expect_column_values_to_be_between"),
+        ("critical", "raw.orders.critical / expect_column_max_to_be_between"),
+        ("warning", "raw.orders.warning / expect_table_row_count_to_be_between"),
+    ]
+    assert {b["status"] for b in firing} == {"firing"}
+    assert {b["relation"] for b in firing} == {"raw.orders", "audit.load_batches[orders]"}
+    for b in firing:
+        assert b["dag_id"] == "crm_extract_shop" and b["run_date"] == END.isoformat()
+        assert b["counts"]["unexpected"] in (None, 1)
+        assert b["batch"] == "orders/orders_late_export.csv" and b["report"].endswith("index.html")
+        assert "C000001" not in json.dumps(b)  # no row values, only counts
+
+    # The same problem in another file the next day: still one open alert per check, no storm.
+    (landing / "orders" / "orders_late_export_2.csv").write_text(CORRUPT.replace("X1", "X3"), encoding="utf-8")
+    assert run_main(drill_env, END + dt.timedelta(days=1)).returncode != 0
+    assert len(receiver.requests) == 3
+
+    # Corrected files replace the held batches: the checks pass, the alerts resolve, the orders flow.
+    fixed = CORRUPT.replace("-100.00", "100.00").replace("2031-01-01", "2026-11-21")
+    (landing / "orders" / "orders_late_export.csv").write_text(fixed, encoding="utf-8")
+    (landing / "orders" / "orders_late_export_2.csv").write_text(fixed.replace("X1", "X3"), encoding="utf-8")
+    proc = run_main(drill_env, END + dt.timedelta(days=1))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    resolved = [r["body"] for r in receiver.requests[3:]]
+    assert [b["status"] for b in resolved] == ["resolved", "resolved"]  # the critical ones
+    with Warehouse.from_url(url) as wh:
+        still_open = wh.fetchall(
+            "select severity from audit.alerts where status = 'open' and fingerprint like 'check:raw.orders:%'"
+        )
+        assert still_open == [("warning",)]  # small files are still small
+        assert wh.fetchone("select count(*) from staging.stg_shop__orders where order_id in ('X1', 'X3')")[0] == 2
+
+
+def test_a_pii_looking_value_in_a_mart_publishes_nothing(crm_env, drill_env, receiver):
+    url, landing = crm_env["url"], crm_env["landing"]
+    before = checksums(url)
+    (landing / "customers" / "customers_crm_import.csv").write_text(
+        "customer_id,registered_at,province,city\nC900001,2026-11-01 09:00:00,广东 13812345678,深圳市\n",
+        encoding="utf-8",
+    )
+    proc = run_main(drill_env, END)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "critical mart check(s) failed" in out and "nothing published" in out
+    assert checksums(url) == before  # every mart still serves its previous version
+    with Warehouse.from_url(url) as wh:
+        # The new version was built (marts_build) but not published.
+        assert wh.fetchone("select count(*) from marts_build.dim_customers where customer_key is not null")[0] > 0
+        failed = {s for (s,) in wh.fetchall("select suite from audit.check_results where not success")}
+    assert "marts.dim_customers.critical" in failed
+    alerts = [r["body"] for r in receiver.requests]
+    assert alerts and all("13812345678" not in json.dumps(a, ensure_ascii=False) for a in alerts)
