@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 
 from crm_pipeline.config import parse_date, settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_landing, write_pseudonym_key
@@ -45,6 +46,10 @@ def prepare_warehouse() -> str:
         from crm_pipeline.text.score import ensure_table as ensure_scores_table
 
         ensure_scores_table(wh)
+        if os.environ.get("CRM_BI_ROLE"):  # roles are cluster-wide: created only when asked for
+            from crm_pipeline.bi_access import ensure_bi_role
+
+            ensure_bi_role(wh)
     return target.label
 
 

@@ -156,4 +156,7 @@ def publish(wh: Warehouse) -> list[str]:
         for mart in built:
             wh.execute(f"drop table if exists {PUBLISH_SCHEMA}.{mart}")
             wh.execute(f"create table {PUBLISH_SCHEMA}.{mart} as select * from {BUILD_SCHEMA}.{mart}")
+        from crm_pipeline.bi_access import grant_marts
+
+        grant_marts(wh)  # the BI role reads the new tables from the same commit
     return built
