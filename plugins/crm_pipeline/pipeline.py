@@ -173,7 +173,7 @@ def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
                 f"nothing published, marts keep their previous version; report: {validation.report}",
                 validation,
             )
-        published = publish(wh)
+        published = publish(wh, as_of)
     summary = {"checks": len(validation.results), "warnings": len(validation.warnings), "published": published}
     summary["alerts"] = alerts
     log.info("mart checks and publish: %s", summary)

@@ -145,7 +145,7 @@ def check_marts(wh: Warehouse, as_of: dt.date, *, dag_id: str, run_id: str, url:
     return validation
 
 
-def publish(wh: Warehouse) -> list[str]:
+def publish(wh: Warehouse, as_of: dt.date | None = None) -> list[str]:
     """Copy every built mart into `marts` in one transaction: all switch together or none do."""
     built = [m for m in MARTS if wh.table_exists(BUILD_SCHEMA, m)]
     missing = [m for m in MARTS if m not in built]
@@ -158,5 +158,9 @@ def publish(wh: Warehouse) -> list[str]:
             wh.execute(f"create table {PUBLISH_SCHEMA}.{mart} as select * from {BUILD_SCHEMA}.{mart}")
         from crm_pipeline.bi_access import grant_marts
 
+        if as_of is not None:  # tier history moves with the publish, in the same commit
+            from crm_pipeline import tier_history
+
+            tier_history.update(wh, as_of)
         grant_marts(wh)  # the BI role reads the new tables from the same commit
     return built
