@@ -7,9 +7,10 @@ negative feedback (`scoring.text_scores`), runs dbt (`dbt seed`, then
 data and unit tests), checks the built marts with the `marts.*` GX suites,
 and publishes every mart to `marts` in one transaction. A failing dbt test
 or critical check publishes nothing: BI keeps reading the last good
-version. A failing
-dbt test fails the run without retries: it is a data problem, not a
-transient one.
+version. A failing dbt test fails the run without retries: it is a data
+problem, not a transient one. Publishing refuses a `marts_build` that is not
+this run's finished build (`audit.mart_builds`), so clearing only
+`check_and_publish` after a failed build publishes nothing.
 
 Scheduled by the raw assets the extract DAGs update. An asset-triggered run
 has no logical date of its own: it takes the as-of day from the extract run
@@ -55,7 +56,7 @@ def crm_transform():
         return as_of
 
     @task
-    def dbt_build(as_of: str) -> str:
+    def dbt_build(as_of: str, dag_run=None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
         from crm_pipeline.config import parse_date
@@ -63,7 +64,7 @@ def crm_transform():
         from crm_pipeline.transform.dbt import DbtError
 
         try:
-            build_marts(parse_date(as_of))
+            build_marts(parse_date(as_of), dag_run.run_id)
         except DbtError as exc:
             if exc.failures:  # a model or test failed on the data: retrying cannot help
                 raise AirflowFailException(str(exc)) from exc
@@ -77,11 +78,11 @@ def crm_transform():
 
         from crm_pipeline.config import parse_date
         from crm_pipeline.pipeline import check_and_publish
-        from crm_pipeline.quality.gate import QualityGateError
+        from crm_pipeline.quality.gate import QualityGateError, StaleBuildError
 
         try:
             return check_and_publish(parse_date(as_of), "crm_transform", dag_run.run_id)
-        except QualityGateError as exc:  # nothing published; alerted already; not retried
+        except (QualityGateError, StaleBuildError) as exc:  # nothing published; retrying cannot help
             raise AirflowFailException(str(exc)) from exc
 
     check_and_publish(dbt_build(score_texts(as_of_day())))

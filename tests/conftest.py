@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,11 +35,12 @@ def airflow_db() -> Path:
     return _AIRFLOW_HOME
 
 
-@pytest.fixture
-def pg_url():
+@contextlib.contextmanager
+def pg_database(prefix: str = "crm_test"):
+    """A throwaway PostgreSQL database; yields its URL and drops it afterwards."""
     import psycopg2
 
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(**PG)
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -49,6 +51,12 @@ def pg_url():
         with admin.cursor() as cur:
             cur.execute(f"drop database if exists {name} with (force)")
         admin.close()
+
+
+@pytest.fixture
+def pg_url():
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture

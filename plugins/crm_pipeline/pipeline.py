@@ -101,12 +101,28 @@ def score_texts() -> dict:
     return {"scored": run.scored, "version": VERSION, "by_source": run.by_source}
 
 
-def build_marts(as_of: dt.date) -> None:
-    """dbt seed and build (models with their data and unit tests) into marts_build; nothing is published."""
+def build_marts(as_of: dt.date, run_id: str) -> None:
+    """dbt seed and build (models with their data and unit tests) into marts_build; nothing is published.
+
+    The build is recorded in audit.mart_builds (building, then complete or
+    failed), so the publish step can tell its own finished build from a
+    half-built or foreign one.
+    """
+    from crm_pipeline.quality.gate import finish_build, start_build
     from crm_pipeline.transform.dbt import run_dbt
 
-    run_dbt(["seed"], as_of)
-    run_dbt(["build", "--exclude", "resource_type:seed"], as_of)
+    target = parse_url(settings().warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        ensure_tables(wh, [])
+        build_id = start_build(wh, as_of, run_id)
+    ok = False
+    try:
+        run_dbt(["seed"], as_of)
+        run_dbt(["build", "--exclude", "resource_type:seed"], as_of)
+        ok = True
+    finally:
+        with writer_lock(target), Warehouse(target) as wh:
+            finish_build(wh, build_id, ok)
 
 
 def _alert_on(wh, validation, as_of: dt.date, dag_id: str, run_id: str, scopes: list[str], sources: dict) -> dict:
@@ -158,11 +174,12 @@ def gate_raw(batches: list[dict], as_of: dt.date, dag_id: str, run_id: str) -> d
 
 def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
     """Validate the marts built in marts_build; publish them all together, or none on a critical failure."""
-    from crm_pipeline.quality.gate import QualityGateError, check_marts, publish
+    from crm_pipeline.quality.gate import QualityGateError, assert_own_build, check_marts, publish
 
     cfg = settings()
     target = parse_url(cfg.warehouse_url)
     with writer_lock(target), Warehouse(target) as wh:
+        assert_own_build(wh, as_of, run_id)
         validation = check_marts(wh, as_of, dag_id=dag_id, run_id=run_id, url=cfg.warehouse_url)
         alerts = _alert_on(wh, validation, as_of, dag_id, run_id, ["check:marts."], {})
         failed = validation.critical_failures
@@ -173,7 +190,7 @@ def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
                 f"nothing published, marts keep their previous version; report: {validation.report}",
                 validation,
             )
-        published = publish(wh, as_of)
+        published = publish(wh, as_of, run_id)
     summary = {"checks": len(validation.results), "warnings": len(validation.warnings), "published": published}
     summary["alerts"] = alerts
     log.info("mart checks and publish: %s", summary)

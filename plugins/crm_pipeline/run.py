@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from crm_pipeline.config import apply_airflow_env, parse_date, settings
@@ -44,9 +45,15 @@ def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER) -> list[tuple[str, 
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     logical = pendulum.datetime(as_of.year, as_of.month, as_of.day, tz=settings().timezone)
+    from crm_pipeline.load.warehouse import parse_url, transform_lock
+
     outcomes = []
     for dag_id in dag_ids:
-        run = bag.get_dag(dag_id).test(logical_date=logical, run_conf={"as_of_date": as_of.isoformat()})
+        # Outside a scheduler nothing enforces crm_transform's max_active_runs=1: parallel
+        # runs (a backfill in several shells) take turns building and publishing.
+        serial = transform_lock(parse_url(settings().warehouse_url)) if dag_id == "crm_transform" else nullcontext()
+        with serial:
+            run = bag.get_dag(dag_id).test(logical_date=logical, run_conf={"as_of_date": as_of.isoformat()})
         failed = sorted({ti.task_id for ti in run.get_task_instances() if ti.state == "failed"})
         outcomes.append((dag_id, str(run.state), failed))
         if str(run.state) != "success":

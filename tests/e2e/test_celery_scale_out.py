@@ -19,12 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import psycopg2
 import pytest
 
-from conftest import REPO, SECRET
+from conftest import REPO, SECRET, pg_database
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 
@@ -42,17 +41,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def metadata_db():
-    name = f"crm_af_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"drop database if exists {name} with (force)")
-        admin.close()
+    with pg_database("crm_af") as url:
+        yield url.rsplit("/", 1)[1]
 
 
 def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: int) -> dict:

@@ -77,6 +77,25 @@ AUDIT_DDL = {
         ("report", "text"),
         ("checked_at", "timestamp"),
     ],
+    # One row per dbt build of the marts: which run built marts_build, for which day, and
+    # whether it finished; publish refuses anything but its own run's complete build.
+    "mart_builds": [
+        ("build_id", "text"),
+        ("run_id", "text"),
+        ("as_of_date", "date"),
+        ("status", "text"),  # building | complete | failed
+        ("started_at", "timestamp"),
+        ("finished_at", "timestamp"),
+    ],
+    # One row per mart per publish: what BI was given, and when.
+    "publishes": [
+        ("as_of_date", "date"),
+        ("run_id", "text"),
+        ("mart", "text"),
+        ("row_count", "int"),
+        ("content_md5", "text"),
+        ("published_at", "timestamp"),
+    ],
     "alerts": [
         ("fingerprint", "text"),
         ("status", "text"),

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 from crm_pipeline.config import REPO_ROOT
 
 SCHEMAS = ("raw", "audit", "private")
+TRANSFORM_LOCK_ID = 0x43524D5F  # "CRM_": pg_advisory_lock key of transform_lock
 
 TYPE_SQL = {
     "duckdb": {
@@ -87,6 +88,32 @@ def writer_lock(target: WarehouseTarget) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def transform_lock(target: WarehouseTarget) -> Iterator[None]:
+    """One build-check-publish at a time per warehouse: builds share marts_build and the staging schemas.
+
+    Airflow already runs one crm_transform at a time (max_active_runs=1); this
+    serialises runs started outside one scheduler (parallel `make run`s,
+    backfills from two machines). DuckDB: a lock file beside the database;
+    PostgreSQL: a session advisory lock, released if the holder dies.
+    """
+    if target.kind == "duckdb":
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{target.path}.transform.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    with Warehouse(target) as wh:
+        wh.execute("select pg_advisory_lock(%s)", (TRANSFORM_LOCK_ID,))
+        try:
+            yield
+        finally:
+            wh.execute("select pg_advisory_unlock(%s)", (TRANSFORM_LOCK_ID,))
 
 
 class Warehouse:

@@ -145,7 +145,62 @@ def check_marts(wh: Warehouse, as_of: dt.date, *, dag_id: str, run_id: str, url:
     return validation
 
 
-def publish(wh: Warehouse, as_of: dt.date | None = None) -> list[str]:
+class StaleBuildError(RuntimeError):
+    """marts_build does not hold this run's complete build: publishing it would mix versions."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def start_build(wh: Warehouse, as_of: dt.date, run_id: str) -> str:
+    """Record that a dbt build into marts_build begins; returns its build id."""
+    import uuid
+
+    build_id = uuid.uuid4().hex
+    wh.execute(
+        "insert into audit.mart_builds (build_id, run_id, as_of_date, status, started_at) "
+        "values (%s, %s, %s, 'building', %s)",
+        (build_id, run_id, as_of, _now()),
+    )
+    return build_id
+
+
+def finish_build(wh: Warehouse, build_id: str, ok: bool) -> None:
+    wh.execute(
+        "update audit.mart_builds set status = %s, finished_at = %s where build_id = %s",
+        ("complete" if ok else "failed", _now(), build_id),
+    )
+
+
+def assert_own_build(wh: Warehouse, as_of: dt.date, run_id: str) -> None:
+    """marts_build was last written by this run's build, for this day, and that build finished.
+
+    A build that failed half-way leaves some marts new and some old in
+    marts_build; clearing only the publish task, or another run building in
+    between, would otherwise publish that mix.
+    """
+    row = wh.fetchone(
+        "select run_id, as_of_date, status from audit.mart_builds order by started_at desc, build_id limit 1"
+    )
+    if row is None or (row[0], str(row[1]), row[2]) != (run_id, as_of.isoformat(), "complete"):
+        held = f"a {row[2]} build of run {row[0]} for {row[1]}" if row else "no recorded build"
+        raise StaleBuildError(
+            f"not publishing: {BUILD_SCHEMA} holds {held}, not a complete build of run {run_id} "
+            f"for {as_of.isoformat()}; rerun the dbt_build task (the whole run) first"
+        )
+
+
+def content_md5(wh: Warehouse, relation: str) -> tuple[int, str]:
+    """Row count and an order-independent digest of a table's rows (same engine, same content, same digest)."""
+    as_text = "cast(t as varchar)" if wh.kind == "duckdb" else "t::text"
+    return wh.fetchone(
+        f"select count(*), md5(coalesce(string_agg(h, '' order by h), '')) "
+        f"from (select md5({as_text}) as h from {relation} as t) as rows"
+    )
+
+
+def publish(wh: Warehouse, as_of: dt.date | None = None, run_id: str | None = None) -> list[str]:
     """Copy every built mart into `marts` in one transaction: all switch together or none do."""
     built = [m for m in MARTS if wh.table_exists(BUILD_SCHEMA, m)]
     missing = [m for m in MARTS if m not in built]
@@ -156,6 +211,13 @@ def publish(wh: Warehouse, as_of: dt.date | None = None) -> list[str]:
         for mart in built:
             wh.execute(f"drop table if exists {PUBLISH_SCHEMA}.{mart}")
             wh.execute(f"create table {PUBLISH_SCHEMA}.{mart} as select * from {BUILD_SCHEMA}.{mart}")
+            if as_of is not None and wh.table_exists("audit", "publishes"):
+                rows, digest = content_md5(wh, f"{PUBLISH_SCHEMA}.{mart}")
+                wh.execute(
+                    "insert into audit.publishes (as_of_date, run_id, mart, row_count, content_md5, published_at) "
+                    "values (%s, %s, %s, %s, %s, %s)",
+                    (as_of, run_id, mart, rows, digest, _now()),
+                )
         from crm_pipeline.bi_access import grant_marts
 
         if as_of is not None:  # tier history moves with the publish, in the same commit
