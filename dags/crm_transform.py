@@ -1,7 +1,9 @@
 """
 # crm_transform
 
-Builds the marts for one as-of day: scores new or edited texts for
+Builds the marts for one as-of day: applies new deletion requests
+(`crm_pipeline.privacy`: the person leaves raw, scores and marts), scores
+new or edited texts for
 negative feedback (`scoring.text_scores`), runs dbt (`dbt seed`, then
 `dbt build`: staging, intermediate and marts into `marts_build`, with their
 data and unit tests), checks the built marts with the `marts.*` GX suites,
@@ -49,6 +51,15 @@ def crm_transform():
         return resolve_as_of(params, logical_date).isoformat()
 
     @task
+    def apply_deletion_requests(as_of: str) -> str:
+        """Erase the people whose deletion requests landed (crm_pipeline.privacy), before anything is built."""
+        from crm_pipeline.config import parse_date
+        from crm_pipeline.pipeline import apply_deletion_requests
+
+        apply_deletion_requests(parse_date(as_of))
+        return as_of
+
+    @task
     def score_texts(as_of: str) -> str:
         from crm_pipeline.pipeline import score_texts
 
@@ -85,7 +96,7 @@ def crm_transform():
         except (QualityGateError, StaleBuildError) as exc:  # nothing published; retrying cannot help
             raise AirflowFailException(str(exc)) from exc
 
-    check_and_publish(dbt_build(score_texts(as_of_day())))
+    check_and_publish(dbt_build(score_texts(apply_deletion_requests(as_of_day()))))
 
 
 crm_transform()

@@ -87,6 +87,19 @@ def extract_forum_api(as_of: dt.date) -> list[dict]:
         return [r.as_dict() for r in discourse.extract(wh, api, as_of, cfg.tz)]
 
 
+def apply_deletion_requests(as_of: dt.date) -> list[dict]:
+    """Load new deletion request files and erase the people they name, before anything is built."""
+    from crm_pipeline import privacy
+
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        ensure_tables(wh, ["deletion_requests"])
+        load_landing(wh, "deletion_requests", cfg.landing_dir, as_of, cfg.tz)
+        done = privacy.apply_pending(wh)
+    return [{k: d[k] for k in ("request_id", "status", "accounts")} for d in done]
+
+
 def score_texts() -> dict:
     """Score new or edited texts (forum, chat, reviews, refund reasons) with the current classifier."""
     from crm_pipeline.text.classifier import VERSION

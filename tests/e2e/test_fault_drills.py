@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,7 @@ from e2e.test_pipeline import pipeline_env, run_main
 from e2e.test_quality_gate import checksums
 
 pytestmark = pytest.mark.e2e
+SH = ZoneInfo("Asia/Shanghai")
 END = dt.date(2026, 11, 22)
 SAMPLE = {"customers": 150, "seed": 3, "end_date": END}
 DRIVER = REPO / "tests" / "e2e" / "drill_driver.py"
@@ -73,15 +75,71 @@ def _out(proc) -> str:
     return proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+# Drill 7's orders around local midnight: two ways of writing 00:30 on END in Asia/Shanghai, and 23:30 the day before.
+TZ_CUSTOMERS = "customer_id,registered_at\nTZ01,2026-01-01\nTZ02,2026-01-01\nTZ03,2026-01-01\n"
+TZ_ORDERS = (
+    "order_id,customer_id,ordered_at,status,total_amount\n"
+    "TZO1,TZ01,2026-11-22 00:30:00,paid,100.00\n"  # naive: local time
+    "TZO2,TZ02,2026-11-21T16:30:00Z,paid,100.00\n"  # the same instant, in UTC
+    "TZO3,TZ03,2026-11-21T23:30:00+08:00,paid,100.00\n"  # an hour earlier: the day before
+)
+
+# Drill 8's hostile text, in a profile field that reaches a mart and in posts and reviews that get scored.
+INJECTIONS = ["'); drop table orders;--", "{{ var('x') }}", "{% raw %}", '=HYPERLINK("http://x")']
+INJ_CUSTOMERS = (
+    'customer_id,registered_at,province,city\nINJ01,2026-01-01,"\'); drop table orders;--","=HYPERLINK(""http://x"")"\n'
+)
+
+
+def _injection_files(landing) -> None:
+    import json
+
+    (landing / "customers" / "injection.csv").write_text(INJ_CUSTOMERS, encoding="utf-8")
+    posts = [
+        {
+            "post_id": f"INJP{i}",
+            "topic_id": "INJT",
+            "user_id": "F000001",
+            "created_at": "2026-11-21 10:00:00",
+            "content": t,
+        }
+        for i, t in enumerate(INJECTIONS)
+    ]
+    (landing / "forum_posts" / "injection.jsonl").write_text(
+        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8"
+    )
+    (landing / "reviews" / "injection.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"review_id": f"INJV{i}", "customer_id": "INJ01", "rating": 1, "created_at": "2026-11-21", "content": t}
+            )
+            + "\n"
+            for i, t in enumerate(INJECTIONS)
+        ),
+        encoding="utf-8",
+    )
+
+
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def reference(request, tmp_path_factory, airflow_db):
-    """A clean run of the sample community: what every drill must end equal to."""
+    """A clean run of the sample community (machine clock in UTC): what every drill must end equal to."""
     tmp = tmp_path_factory.mktemp(f"reference-{request.param}")
     generate(tmp / "landing", tmp / "truth", **SAMPLE)
+    (tmp / "landing" / "customers" / "tz_drill.csv").write_text(TZ_CUSTOMERS, encoding="utf-8")
+    (tmp / "landing" / "orders" / "tz_drill.csv").write_text(TZ_ORDERS, encoding="utf-8")
+    _injection_files(tmp / "landing")
     with new_warehouse(request.param, tmp) as url:
-        proc = run_main(pipeline_env({"landing": tmp / "landing", "url": url, "tmp": tmp}, airflow_db), END)
+        env = pipeline_env({"landing": tmp / "landing", "url": url, "tmp": tmp}, airflow_db)
+        proc = run_main({**env, "TZ": "UTC"}, END)
         assert proc.returncode == 0, _out(proc)
-        yield {"engine": request.param, "landing": tmp / "landing", "snapshot": snapshot(url)}
+        yield {
+            "engine": request.param,
+            "landing": tmp / "landing",
+            "url": url,
+            "tmp": tmp,
+            "snapshot": snapshot(url),
+            "output": proc.stdout + proc.stderr,
+        }
 
 
 @pytest.fixture
@@ -214,3 +272,250 @@ def test_drill_3_a_transient_database_error_is_retried_without_duplicates(refere
     with sqlite3.connect(f"{env['AIRFLOW_HOME']}/airflow.db") as meta:
         retried = meta.execute("select task_id, try_number, state from task_instance where try_number > 1").fetchall()
     assert retried == [("load_files", 2, "success")]
+
+
+def test_drill_6_schema_drift_carries_an_added_column_and_stops_a_renamed_one(drill):
+    url, env, orders = drill["url"], {**drill["env"], "CRM_EXTRA_COLUMNS": "orders:carry"}, drill["landing"] / "orders"
+    (orders / "orders_added_column.csv").write_text(
+        "order_id,customer_id,ordered_at,status,total_amount,coupon_code\n"
+        "DRIFT1,C000001,2026-11-21 10:00:00,paid,88.00,SAVE5\n",
+        encoding="utf-8",
+    )
+    proc = run_main(env, END)
+    assert proc.returncode == 0, _out(proc)
+    with Warehouse.from_url(url) as wh:
+        assert wh.fetchone("select _extra from raw.orders where order_id = 'DRIFT1'")[0] == '{"coupon_code": "SAVE5"}'
+        assert wh.fetchone("select total_amount from staging.stg_shop__orders where order_id = 'DRIFT1'")[0] == 88
+        (note,) = wh.fetchone("select note from audit.load_batches where source like %s", ("%added_column%",))
+    assert note.startswith("extra column(s) carried in _extra: coupon_code")
+    before = checksums(url)
+
+    # total_amount renamed: the batch fails loudly at the raw gate, before staging, and nothing is published.
+    (orders / "orders_renamed_column.csv").write_text(
+        "order_id,customer_id,ordered_at,status,order_amount\nDRIFT2,C000002,2026-11-21 11:00:00,paid,99.00\n",
+        encoding="utf-8",
+    )
+    proc = run_main(env, END)
+    assert proc.returncode != 0
+    assert "quality gate" in proc.stdout + proc.stderr and "orders_renamed_column.csv" in proc.stdout + proc.stderr
+    assert checksums(url) == before
+    with Warehouse.from_url(url) as wh:
+        assert wh.fetchone("select count(*) from staging.stg_shop__orders where order_id = 'DRIFT2'")[0] == 0
+        assert wh.fetchone("select count(*) from raw.orders where order_id = 'DRIFT2'")[0] == 0
+        assert wh.fetchall("select reason from audit.quarantine where raw_record like %s", ("%DRIFT2%",)) == [
+            ("missing required column(s) in header: total_amount",)
+        ]
+        assert wh.fetchone("select quality_status from audit.load_batches where source like %s", ("%renamed%",)) == (
+            "held",
+        )
+
+
+def _key(customer_id: str) -> str:
+    """customer_key recomputed here: sha256 of secret ':' anchor, first 32 hex characters."""
+    import hashlib
+
+    from conftest import SECRET
+
+    return hashlib.sha256(f"{SECRET}:customer:{customer_id}".encode()).hexdigest()[:32]
+
+
+def test_drill_7_the_machine_and_session_time_zones_change_nothing(reference, drill):
+    env = {**drill["env"], "TZ": "America/Los_Angeles"}  # this machine's clock (and DuckDB's default zone)
+    if reference["engine"] == "postgres":  # a database whose sessions default to another zone
+        name = drill["url"].rsplit("/", 1)[1]
+        with Warehouse.from_url(drill["url"]) as wh:
+            wh.execute(f"alter database {name} set timezone to 'America/New_York'")
+    proc = run_main(env, END)
+    assert proc.returncode == 0, _out(proc)
+    assert snapshot(drill["url"]) == reference["snapshot"]
+    with Warehouse.from_url(drill["url"]) as wh:
+        recency = dict(
+            wh.fetchall(
+                "select customer_key, recency_days from marts.fct_customer_rfm where customer_key in (%s, %s, %s)",
+                (_key("TZ01"), _key("TZ02"), _key("TZ03")),
+            )
+        )
+    # 00:30 on END in Shanghai, written naive or in UTC, is END's order; 23:30 the evening before is not.
+    assert recency == {_key("TZ01"): 0, _key("TZ02"): 0, _key("TZ03"): 1}
+
+
+def test_drill_8_hostile_text_is_data_never_code(reference, tmp_path):
+    url, landing = reference["url"], reference["landing"]
+    with Warehouse.from_url(url) as wh:
+        posts = wh.fetchall("select content from raw.forum_posts where post_id like 'INJP%' order by post_id")
+        staged = wh.fetchall(
+            "select post_text from staging.stg_forum__posts where post_id like 'INJP%' order by post_id"
+        )
+        reviews = wh.fetchall(
+            "select review_text from staging.stg_shop__reviews where review_id like 'INJV%' order by 1"
+        )
+        scored = wh.fetchone("select count(*) from scoring.text_scores where record_id like 'INJ%'")[0]
+        orders = wh.fetchone("select count(*) from raw.orders")[0]
+        quarantined = wh.fetchone("select count(*) from audit.quarantine where entity = 'orders'")[0]
+        province, city = wh.fetchone(
+            "select province, city from marts.dim_customers where customer_key = %s", (_key("INJ01"),)
+        )
+    assert [p for (p,) in posts] == [p for (p,) in staged] == INJECTIONS  # stored verbatim, end to end
+    assert sorted(r for (r,) in reviews) == sorted(INJECTIONS)
+    assert scored == 2 * len(INJECTIONS)
+    assert (province, city) == ("'); drop table orders;--", '=HYPERLINK("http://x")')
+    # orders is intact: every data line of every landed orders file is a raw row or a quarantine row.
+    lines = sum(len(f.read_text(encoding="utf-8-sig").splitlines()) - 1 for f in (landing / "orders").glob("*.csv"))
+    assert orders + quarantined == lines > 200
+
+    # No user text reached dbt: not one compiled statement contains any of it.
+    compiled = [p.read_text(encoding="utf-8") for p in (reference["tmp"] / "dbt").rglob("*.sql")]
+    assert len(compiled) > 50
+    for text in ("drop table orders", "HYPERLINK", "var('x')", "{% raw %}"):
+        assert not any(text in sql for sql in compiled), text
+
+    # The CSV export neutralises the formula; the spreadsheet shows it as text.
+    import csv
+
+    from crm_pipeline.export import export_mart
+
+    with Warehouse.from_url(url) as wh:
+        export_mart(wh, "dim_customers", tmp_path / "dim.csv")
+    with (tmp_path / "dim.csv").open(encoding="utf-8-sig", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["customer_key"] == _key("INJ01"))
+    assert row["city"] == '\'=HYPERLINK("http://x")'
+    assert row["province"] == "'); drop table orders;--"  # starts with a quote already: not a formula
+
+
+def _pii(url: str) -> set[str]:
+    """Every phone (as written and as 11 digits), email, unionid and name the sources sent."""
+    from crm_pipeline.privacy import normalise_phone
+
+    values = set()
+    with Warehouse.from_url(url) as wh:
+        for sql in (
+            "select phone, email, wechat_unionid from raw.customers",
+            "select phone, email, wechat_unionid from raw.forum_users",
+            "select username, null, null from raw.forum_users",
+            "select sender_name, sender_unionid, null from raw.chat_messages",
+        ):
+            for row in wh.fetchall(sql):
+                values |= {v for v in row if v}
+                values |= {d for v in row if v and (d := normalise_phone(v))}
+    # Left out: 2-3 character names (they occur in ordinary text), and literals of the project's own
+    # dbt unit tests, which dbt logs as it runs them (the sample's `fan_1` is also a fixture's name).
+    fixtures = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "dbt_project").rglob("*.yml"))
+    return {v for v in values if len(v) >= 4 and f"'{v}'" not in fixtures and f" {v}" not in fixtures}
+
+
+def test_drill_11_no_phone_email_unionid_or_name_in_marts_alerts_xcom_or_logs(reference, airflow_db):
+    import re
+
+    pii = _pii(reference["url"])
+    assert len(pii) > 300
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(pii, key=len, reverse=True)))
+    places = {"the run's output": reference["output"]}
+    with Warehouse.from_url(reference["url"]) as wh:
+        for (table,) in wh.fetchall("select table_name from information_schema.tables where table_schema = 'marts'"):
+            places[f"marts.{table}"] = "\n".join(map(repr, wh.fetchall(f"select * from marts.{table}")))
+        places["audit.alerts"] = "\n".join(map(repr, wh.fetchall("select * from audit.alerts")))
+        places["audit.check_results"] = "\n".join(map(repr, wh.fetchall("select * from audit.check_results")))
+    with sqlite3.connect(airflow_db / "airflow.db") as meta:
+        xcom = meta.execute("select dag_id, task_id, value from xcom").fetchall()
+    assert any(dag == "crm_transform" for dag, _, _ in xcom)
+    places["XCom"] = "\n".join(map(repr, xcom))
+    logs = [*(airflow_db / "logs").rglob("*"), *(reference["tmp"] / "dbt").rglob("*.log")]
+    logs += list((reference["tmp"] / "reports").rglob("*.html"))
+    for path in logs:
+        if path.is_file():
+            places[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+    assert len(places) > 10
+    leaks = {where: m.group(0) for where, text in places.items() if (m := pattern.search(text))}
+    assert leaks == {}
+
+
+def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(reference, drill):
+    import csv
+    import json
+
+    from crm_pipeline.load.loader import load_landing
+    from crm_pipeline.privacy import ERASED_REASON, normalise_phone
+
+    url, env, landing = drill["url"], drill["env"], drill["landing"]
+    with (reference["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:
+        people = list(csv.DictReader(fh))
+    phones = [p["phone"] for p in people if p["customer_id"] and p["phone"]]
+    linked = next(
+        p for p in people
+        if p["customer_id"] and p["forum_user_id"] and p["chat_sender_id"] and p["phone"]
+        and phones.count(p["phone"]) == 1 and p["is_staff"] == "0"
+    )  # fmt: skip
+    shop_only = next(p for p in people if p["customer_id"] and not p["forum_user_id"] and p is not linked)
+    family = next(ph for ph in phones if phones.count(ph) > 1)
+    proc = run_main(env, END)
+    assert proc.returncode == 0, _out(proc)
+    with Warehouse.from_url(url) as wh:
+        keys = {k for (k,) in wh.fetchall("select customer_key from marts.dim_customers")}
+        posts = wh.fetchone("select count(*) from raw.forum_posts where user_id = %s", (linked["forum_user_id"],))[0]
+    assert {_key(linked["customer_id"]), _key(shop_only["customer_id"])} <= keys and posts > 0
+
+    p = linked["phone"]
+    (landing / "deletion_requests").mkdir()
+    (landing / "deletion_requests" / "requests.csv").write_text(
+        "request_id,requested_at,customer_id,phone\n"
+        f"DR1,2026-11-22 09:00:00,,+86 {p[:3]} {p[3:7]} {p[7:]}\n"  # by phone, written another way
+        f"DR2,2026-11-22 09:05:00,{shop_only['customer_id']},\n"  # by customer id
+        f"DR3,2026-11-22 09:10:00,,{family}\n",  # a family's shared phone: names nobody for sure
+        encoding="utf-8",
+    )
+    proc = run_main(env, END)
+    assert proc.returncode == 0, _out(proc)
+    gone_customers = [linked["customer_id"], shop_only["customer_id"]]
+    with Warehouse.from_url(url) as wh:
+        audit = wh.fetchall("select request_id, status, reason, accounts, rows_deleted from audit.deletions order by 1")
+        left = {
+            t: wh.fetchone(f"select count(*) from {t} where {col} in (%s, %s)", gone_customers)[0]
+            for t, col in [
+                ("raw.customers", "customer_id"),
+                ("raw.orders", "customer_id"),
+                ("raw.reviews", "customer_id"),
+                ("staging.stg_shop__customers", "customer_id"),
+                ("staging.stg_shop__orders", "customer_id"),
+            ]
+        }
+        forum_user, sender = linked["forum_user_id"], linked["chat_sender_id"]
+        left["raw.forum_users"] = wh.fetchone("select count(*) from raw.forum_users where user_id = %s", (forum_user,))[
+            0
+        ]
+        left["raw.forum_posts"] = wh.fetchone("select count(*) from raw.forum_posts where user_id = %s", (forum_user,))[
+            0
+        ]
+        left["staging.stg_forum__posts"] = wh.fetchone(
+            "select count(*) from staging.stg_forum__posts where user_id = %s", (forum_user,)
+        )[0]
+        left["raw.chat_messages"] = wh.fetchone(
+            "select count(*) from raw.chat_messages where sender_id = %s", (sender,)
+        )[0]
+        marts = {}
+        for (table,) in wh.fetchall("select table_name from information_schema.tables where table_schema = 'marts'"):
+            if "customer_key" in wh.columns("marts", table):
+                marts[table] = wh.fetchone(
+                    f"select count(*) from marts.{table} where customer_key in (%s, %s)",
+                    (_key(linked["customer_id"]), _key(shop_only["customer_id"])),
+                )[0]
+        requests = wh.fetchall("select customer_id, phone from raw.deletion_requests")
+        family_left = sum(
+            normalise_phone(ph) == family for (ph,) in wh.fetchall("select phone from raw.customers where phone != ''")
+        )
+    assert [(r, s) for r, s, *_ in audit] == [("DR1", "erased"), ("DR2", "erased"), ("DR3", "ambiguous")]
+    assert audit[2][2] == "the phone is held by 2 shop customers" and family_left == 2
+    erased_rows = json.loads(audit[0][4])
+    assert erased_rows["raw.forum_posts"] == posts and erased_rows["raw.customers"] == 1
+    assert not any(p in json.dumps(audit, default=str) for p in (linked["phone"], family))  # no identifier kept
+    assert left == dict.fromkeys(left, 0)
+    assert len(marts) == 7 and marts == dict.fromkeys(marts, 0)  # every mart keyed by person, history too
+    assert requests == [(None, None)] * 3
+
+    # A re-sent export that still holds them: they stay out, each such line quarantined without its content.
+    customers = next((landing / "customers").glob("customers_*"))
+    customers.write_bytes(customers.read_bytes() + b"\n")
+    with Warehouse.from_url(url) as wh:
+        load_landing(wh, "customers", landing, END, SH)
+        back = wh.fetchone("select count(*) from raw.customers where customer_id in (%s, %s)", gone_customers)[0]
+        reasons = wh.fetchall("select reason, raw_record from audit.quarantine where reason = %s", (ERASED_REASON,))
+    assert back == 0 and reasons == [(ERASED_REASON, "[erased]")] * 2

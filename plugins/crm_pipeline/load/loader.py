@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,34 @@ LINEAGE = [
     ("_line_no", "int"),
     ("_row_hash", "text"),
     ("_loaded_at", "timestamp"),
+    # Columns a source sent beyond the contract, as JSON, when CRM_EXTRA_COLUMNS carries them.
+    ("_extra", "text"),
 ]
+EXTRA_POLICIES = ("ignore", "carry")
+
+
+def extra_columns_policy(entity: str) -> str:
+    """CRM_EXTRA_COLUMNS: `ignore` (default) or `carry`, for all entities or per entity (`carry,orders:ignore`)."""
+    policy = "ignore"
+    for part in filter(None, (p.strip() for p in os.environ.get("CRM_EXTRA_COLUMNS", "").split(","))):
+        name, _, value = part.rpartition(":")
+        if value not in EXTRA_POLICIES:
+            raise ValueError(f"CRM_EXTRA_COLUMNS: {part!r} is not one of {', '.join(EXTRA_POLICIES)}")
+        if name in ("", entity):
+            policy = value
+    return policy
+
+
+def _drift_note(spec: EntitySpec, extras: set[str], header: list[str] | None, policy: str) -> str | None:
+    """Say what a source sent beyond (or short of) the contract, so a renamed column is visible."""
+    if not extras:
+        return None
+    note = f"extra column(s) {'carried in _extra' if policy == 'carry' else 'ignored'}: {', '.join(sorted(extras))}"
+    absent = [f.name for f in spec.fields if not f.required and header is not None and f.name not in header]
+    if absent:
+        note += f"; optional column(s) absent: {', '.join(absent)} (renamed?)"
+    return note
+
 
 AUDIT_DDL = {
     "load_batches": [
@@ -208,6 +236,10 @@ def load_batch(
     good: dict[str, list] = {f: [] for f in spec.field_names + [n for n, _ in LINEAGE]}
     bad: dict[str, list] = {n: [] for n, _ in AUDIT_DDL["quarantine"]}
     reread = nuls = 0
+    known, carry, extras_seen = set(spec.field_names), extra_columns_policy(spec.name) == "carry", set()
+    from crm_pipeline.privacy import ERASED_REASON, Suppression
+
+    suppression = Suppression(wh)  # people erased on request stay out, whatever source re-sends them
     for rec in records:
         reason = rec.error
         row = None
@@ -218,9 +250,16 @@ def load_batch(
                 rec.record = adapt(rec.record)
             except (ValueError, KeyError) as exc:
                 reason = f"cannot map record: {exc}"
+        extra = None
+        if reason is None and suppression and suppression.erased(spec.name, rec.record):
+            reason, rec.raw = ERASED_REASON, "[erased]"
         if reason is None:
             nuls += sum(v.count("\x00") for v in rec.record.values() if isinstance(v, str))
             row, reason = normalise_record(spec, rec.record, tz)
+            if extra_keys := rec.record.keys() - known:
+                extras_seen |= extra_keys
+                if carry:
+                    extra = json.dumps({k: rec.record[k] for k in sorted(extra_keys)}, ensure_ascii=False)
         if reason is not None:
             for k, v in zip(
                 bad, (batch_id, spec.name, source, rec.line_no, reason, rec.raw, run_date, now), strict=True
@@ -233,12 +272,16 @@ def load_batch(
             continue
         for f in spec.field_names:
             good[f].append(row[f])
-        for k, v in zip([n for n, _ in LINEAGE], (batch_id, source, rec.line_no, h, now), strict=True):
+        for k, v in zip([n for n, _ in LINEAGE], (batch_id, source, rec.line_no, h, now, extra), strict=True):
             good[k].append(v)
     types = {f.name: f.type for f in spec.fields} | dict(LINEAGE)
     good_tbl = pa.table({k: pa.array(v, type=_arrow_type(types[k])) for k, v in good.items()})
     qtypes = dict(AUDIT_DDL["quarantine"])
     bad_tbl = pa.table({k: pa.array(v, type=_arrow_type(qtypes[k])) for k, v in bad.items()})
+    drift = _drift_note(spec, extras_seen, header, "carry" if carry else "ignore")
+    if drift:
+        log.warning("%s: %s", source, drift)
+        note = f"{note}; {drift}" if note else drift
     result = BatchResult(
         batch_id=batch_id,
         entity=spec.name,

@@ -181,6 +181,13 @@ SPECS: dict[str, EntitySpec] = {
             ("event_id", "attendee_ref", "status"),
             "events",
         ),
+        # Not a source: a person's request to be erased (crm_pipeline.privacy), by customer id or phone.
+        EntitySpec(
+            "deletion_requests",
+            (F("request_id", req=True), F("requested_at", "timestamp", req=True), F("customer_id"), F("phone")),
+            ("request_id",),
+            "privacy",
+        ),
     ]
 }
 

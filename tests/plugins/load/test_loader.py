@@ -151,3 +151,58 @@ def test_a_wechat_backup_csv_lands_in_the_same_table(crm_env):
         ("g@chatroom:2", "text", "质量太差了", dt.datetime(2025, 11, 21, 2, 0)),
     ]
     assert reason == "cannot map record: unknown WeChat message Type '999'"
+
+
+DRIFTED_ORDERS = (
+    "order_id,customer_id,ordered_at,status,total_amount,coupon_code,sales_channel\n"
+    "o1,c1,2026-11-01 10:00:00,paid,10.00,SAVE5,jd\n"
+    "o2,c1,2026-11-01 11:00:00,paid,20.00,,tmall\n"
+)
+
+
+@pytest.mark.parametrize("policy", ["", "ignore", "carry", "ignore,orders:carry", "carry,orders:ignore"])
+def test_extra_columns_are_ignored_or_carried_as_configured_and_always_noted(crm_env, monkeypatch, policy):
+    monkeypatch.setenv("CRM_EXTRA_COLUMNS", policy)
+    carried = policy.rsplit(",", 1)[-1].endswith("carry")
+    (crm_env["landing"] / "orders").mkdir()
+    (crm_env["landing"] / "orders" / "o.csv").write_text(DRIFTED_ORDERS, encoding="utf-8")
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        (result,) = load_landing(wh, "orders", crm_env["landing"], RUN, SH)
+        rows = wh.fetchall("select order_id, total_amount, channel, _extra from raw.orders order by order_id")
+        (note,) = wh.fetchone("select note from audit.load_batches")
+    assert (result.loaded_rows, result.quarantined_rows) == (2, 0)
+    # `channel` was renamed `sales_channel`: an optional column, so it loads as NULL, and the note says why.
+    assert note == (
+        f"extra column(s) {'carried in _extra' if carried else 'ignored'}: coupon_code, sales_channel; "
+        "optional column(s) absent: currency, channel, updated_at (renamed?)"
+    )
+    if carried:
+        assert rows == [
+            ("o1", Decimal("10.00"), None, '{"coupon_code": "SAVE5", "sales_channel": "jd"}'),
+            ("o2", Decimal("20.00"), None, '{"coupon_code": "", "sales_channel": "tmall"}'),
+        ]
+    else:
+        assert rows == [("o1", Decimal("10.00"), None, None), ("o2", Decimal("20.00"), None, None)]
+
+
+def test_a_bad_extra_columns_setting_is_an_error_not_a_guess(crm_env, monkeypatch):
+    monkeypatch.setenv("CRM_EXTRA_COLUMNS", "orders:keep")
+    (crm_env["landing"] / "orders").mkdir()
+    (crm_env["landing"] / "orders" / "o.csv").write_text(DRIFTED_ORDERS, encoding="utf-8")
+    with Warehouse.from_url(crm_env["url"]) as wh, pytest.raises(ValueError, match="'orders:keep' is not one of"):
+        load_landing(wh, "orders", crm_env["landing"], RUN, SH)
+
+
+def test_a_renamed_required_key_in_json_lines_quarantines_every_record(crm_env):
+    (crm_env["landing"] / "refunds").mkdir()
+    (crm_env["landing"] / "refunds" / "r.jsonl").write_text(
+        '{"refund_id": "r1", "order_id": "o1", "refund_time": "2026-11-05", "amount": "1"}\n'
+        '{"refund_id": "r2", "order_id": "o2", "refund_time": "2026-11-06", "amount": "2"}\n',
+        encoding="utf-8",
+    )
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        (result,) = load_landing(wh, "refunds", crm_env["landing"], RUN, SH)
+        reasons = {r for (r,) in wh.fetchall("select reason from audit.quarantine")}
+        loaded = wh.fetchone("select count(*) from raw.refunds")[0]
+    assert (result.extracted_rows, result.loaded_rows, result.quarantined_rows, loaded) == (2, 0, 2, 0)
+    assert reasons == {"missing required field 'refunded_at'"}

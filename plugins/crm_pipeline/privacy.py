@@ -1,0 +1,315 @@
+"""Deletion requests: erase a person from raw, scores, audit and published marts, and keep them out.
+
+A request lands as a file under `$CRM_LANDING_DIR/deletion_requests/`
+(`request_id`, `requested_at`, and a `customer_id` or a `phone`). The next
+`crm_transform` run applies it before anything is built:
+
+1. The request names accounts: the shop customer with that id, or every shop
+   customer and forum user whose phone normalises to the same 11 digits. A
+   phone that more than one shop customer holds (a family's phone) names
+   nobody for sure: the request is recorded `ambiguous` and nothing is
+   erased; resend it with the customer id.
+2. Those accounts grow to the whole person through the last identity
+   resolution (`intermediate.int_identity__resolved`): their forum and chat
+   accounts go too, and events registered with any of their keys.
+3. Their rows are deleted from every raw table (orders with their items and
+   refunds), from `scoring.text_scores`, from quarantine rows that name
+   them, and from every published mart, tier history included, by
+   `customer_key`. The run then rebuilds staging and marts without them.
+4. Their identifiers are kept only as keyed hashes in
+   `private.erased_identifiers`; the loader quarantines any later record
+   that carries one (reason `erased on request`, raw record not kept), so a
+   changed file or a re-read window cannot bring them back.
+5. `audit.deletions` says what was done: request, status, accounts and rows
+   per table, never an identifier. The request's own identifiers are blanked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+
+from crm_pipeline.load.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+ERASED_REASON = "erased on request: this person asked to be deleted (audit.deletions)"
+
+DELETIONS_DDL = [
+    ("request_id", "text"),
+    ("requested_at", "timestamp"),
+    ("applied_at", "timestamp"),
+    ("status", "text"),  # erased | ambiguous | not_found
+    ("reason", "text"),  # why nothing was erased
+    ("accounts", "int"),
+    ("rows_deleted", "text"),  # JSON: table -> rows
+]
+# Per raw entity: (identifier kind, column) pairs a suppressed record is recognised by.
+SUPPRESSED_BY = {
+    "customers": [("customer_id", "customer_id"), ("phone", "phone"), ("email", "email"),
+                  ("wechat_unionid", "wechat_unionid"), ("member_id", "member_id")],
+    "orders": [("customer_id", "customer_id"), ("order_id", "order_id")],
+    "order_items": [("order_id", "order_id")],
+    "refunds": [("order_id", "order_id")],
+    "reviews": [("customer_id", "customer_id"), ("order_id", "order_id")],
+    "forum_users": [("forum", "user_id"), ("phone", "phone"), ("email", "email"),
+                    ("wechat_unionid", "wechat_unionid"), ("member_id", "member_id")],
+    "forum_posts": [("forum", "user_id")],
+    "chat_messages": [("chat", "sender_id"), ("wechat_unionid", "sender_unionid")],
+    "events": [("attendee", "attendee_ref")],
+}  # fmt: skip
+
+
+def normalise_phone(value: str | None) -> str | None:
+    """11 mainland digits, as the dbt macro normalise_phone computes them (full-width folded, +86 dropped)."""
+    if not value:
+        return None
+    digits = "".join(c for c in unicodedata.normalize("NFKC", str(value)) if c.isdigit())
+    if len(digits) == 13 and digits.startswith("861"):
+        return digits[2:]
+    return digits if len(digits) == 11 and digits.startswith("1") else None
+
+
+def normalise(kind: str, value) -> str | None:
+    """An identifier in the form the suppression list stores (so `+86 138…` and `138-…` compare equal)."""
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value).strip()
+    if kind == "phone":
+        return normalise_phone(value)
+    if kind == "attendee":  # a phone, member id or customer id
+        return normalise_phone(value) or value.upper()
+    if kind == "member_id":
+        return value.upper()
+    if kind == "email":
+        return value.lower()
+    return value
+
+
+def _hash(secret: str, kind: str, value: str) -> str:
+    return hashlib.sha256(f"{secret}:{kind}:{value}".encode()).hexdigest()
+
+
+def _secret(wh: Warehouse) -> str:
+    row = (
+        wh.fetchone("select secret from private.pseudonym_key") if wh.table_exists("private", "pseudonym_key") else None
+    )
+    return row[0] if row else ""
+
+
+def ensure_tables(wh: Warehouse) -> None:
+    from crm_pipeline.load.loader import _create_table
+
+    _create_table(wh, "audit.deletions", DELETIONS_DDL)
+    _create_table(wh, "private.erased_identifiers", [("kind", "text"), ("value_hash", "text"), ("request_id", "text")])
+
+
+class Suppression:
+    """The erased identifiers, checked by the loader against every record it loads."""
+
+    def __init__(self, wh: Warehouse):
+        self.hashes: set[str] = set()
+        if wh.table_exists("private", "erased_identifiers"):
+            self.hashes = {h for (h,) in wh.fetchall("select value_hash from private.erased_identifiers")}
+        self.secret = _secret(wh) if self.hashes else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.hashes)
+
+    def erased(self, entity: str, record: dict) -> bool:
+        for kind, column in SUPPRESSED_BY.get(entity, []):
+            value = normalise(kind, record.get(column))
+            if value is None:
+                continue
+            kinds = ("phone", "member_id", "customer_id") if kind == "attendee" else (kind,)
+            if any(_hash(self.secret, k, value) in self.hashes for k in kinds):
+                return True
+        return False
+
+
+def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
+    return f"{column} in ({', '.join(['%s'] * len(values))})", values
+
+
+def _delete(wh: Warehouse, table: str, column: str, values: list[str], counts: dict) -> None:
+    if not values or not wh.table_exists(*table.split(".")):
+        return
+    clause, params = _in(column, values)
+    n = wh.fetchone(f"select count(*) from {table} where {clause}", params)[0]
+    if n:
+        wh.execute(f"delete from {table} where {clause}", params)
+        counts[table] = counts.get(table, 0) + n
+
+
+def _matched_accounts(wh: Warehouse, customer_id: str | None, phone: str | None) -> tuple[set, str | None]:
+    """(account nodes the request names, or a reason it names nobody for sure)."""
+    accounts: set[tuple[str, str]] = set()
+    if not customer_id and not phone:
+        return set(), "the request names no customer_id or phone"
+    if customer_id and wh.fetchone("select count(*) from raw.customers where customer_id = %s", (customer_id,))[0]:
+        accounts.add(("customer", customer_id))
+    digits = normalise_phone(phone)
+    if phone and digits is None:
+        return set(), "the phone is not a mainland mobile number"
+    if digits:
+        holders = {
+            c for c, p in wh.fetchall("select distinct customer_id, phone from raw.customers where phone is not null")
+            if normalise_phone(p) == digits
+        }  # fmt: skip
+        if len(holders) > 1:
+            return set(), f"the phone is held by {len(holders)} shop customers"
+        accounts |= {("customer", c) for c in holders}
+        accounts |= {
+            ("forum", u)
+            for u, p in wh.fetchall("select distinct user_id, phone from raw.forum_users where phone is not null")
+            if normalise_phone(p) == digits
+        }
+    return accounts, None if accounts else "no account matches"
+
+
+def _whole_person(wh: Warehouse, accounts: set[tuple[str, str]]) -> tuple[set[tuple[str, str]], set[str]]:
+    """Every account of the people these accounts belong to, and those people's ids (last resolution)."""
+    if not wh.table_exists("intermediate", "int_identity__resolved"):
+        return accounts, {f"{t}:{i}" for t, i in accounts}
+    nodes = [f"{t}:{i}" for t, i in accounts]
+    clause, params = _in("account_type || ':' || account_id", nodes)
+    persons = {
+        p for (p,) in wh.fetchall(f"select person_id from intermediate.int_identity__resolved where {clause}", params)
+    }
+    if not persons:
+        return accounts, set(nodes)
+    clause, params = _in("person_id", sorted(persons))
+    rows = wh.fetchall(
+        f"select account_type, account_id from intermediate.int_identity__resolved where {clause}", params
+    )
+    return accounts | set(rows), persons | set(nodes)
+
+
+def _identifiers(wh: Warehouse, accounts: set[tuple[str, str]]) -> dict[str, set[str]]:
+    """The kinds and values to erase and suppress: account ids, their orders, and their keys."""
+    ids: dict[str, set[str]] = {k: set() for k in ("customer_id", "forum", "chat", "order_id", "phone", "email",
+                                                     "wechat_unionid", "member_id")}  # fmt: skip
+    for account_type, account_id in accounts:
+        ids["customer_id" if account_type == "customer" else account_type].add(account_id)
+    customers, forum = sorted(ids["customer_id"]), sorted(ids["forum"])
+    if customers:
+        clause, params = _in("customer_id", customers)
+        ids["order_id"] = {
+            o for (o,) in wh.fetchall(f"select distinct order_id from raw.orders where {clause}", params)
+        }
+        for row in wh.fetchall(
+            f"select phone, email, wechat_unionid, member_id from raw.customers where {clause}", params
+        ):
+            for kind, value in zip(("phone", "email", "wechat_unionid", "member_id"), row, strict=True):
+                if (v := normalise(kind, value)) is not None:
+                    ids[kind].add(v)
+    if forum:
+        clause, params = _in("user_id", forum)
+        for row in wh.fetchall(
+            f"select phone, email, wechat_unionid, member_id from raw.forum_users where {clause}", params
+        ):
+            for kind, value in zip(("phone", "email", "wechat_unionid", "member_id"), row, strict=True):
+                if (v := normalise(kind, value)) is not None:
+                    ids[kind].add(v)
+    if ids["chat"] and wh.table_exists("raw", "chat_messages"):
+        clause, params = _in("sender_id", sorted(ids["chat"]))
+        ids["wechat_unionid"] |= {
+            u
+            for (u,) in wh.fetchall(f"select distinct sender_unionid from raw.chat_messages where {clause}", params)
+            if u
+        }
+    return ids
+
+
+def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    customers, orders = sorted(ids["customer_id"]), sorted(ids["order_id"])
+    _delete(wh, "raw.order_items", "order_id", orders, counts)
+    _delete(wh, "raw.refunds", "order_id", orders, counts)
+    _delete(wh, "raw.reviews", "customer_id", customers, counts)
+    _delete(wh, "raw.orders", "customer_id", customers, counts)
+    _delete(wh, "raw.customers", "customer_id", customers, counts)
+    _delete(wh, "raw.forum_posts", "user_id", sorted(ids["forum"]), counts)
+    _delete(wh, "raw.forum_users", "user_id", sorted(ids["forum"]), counts)
+    _delete(wh, "raw.chat_messages", "sender_id", sorted(ids["chat"]), counts)
+    if wh.table_exists("raw", "events"):
+        keys = ids["customer_id"] | ids["phone"] | ids["member_id"]
+        refs = [
+            r
+            for (r,) in wh.fetchall("select distinct attendee_ref from raw.events")
+            if normalise("attendee", r) in keys
+        ]
+        _delete(wh, "raw.events", "attendee_ref", refs, counts)
+    # Scores of texts that no longer exist.
+    if wh.table_exists("scoring", "text_scores"):
+        from crm_pipeline.text.score import TEXT_SOURCES
+
+        before = wh.fetchone("select count(*) from scoring.text_scores")[0]
+        for source, (table, id_col, _, _) in TEXT_SOURCES.items():
+            if wh.table_exists("raw", table):
+                wh.execute(
+                    f"delete from scoring.text_scores where source = %s and not exists "
+                    f"(select 1 from raw.{table} r where r.{id_col} = scoring.text_scores.record_id)",
+                    (source,),
+                )
+        if n := before - wh.fetchone("select count(*) from scoring.text_scores")[0]:
+            counts["scoring.text_scores"] = n
+    # Quarantined lines that name them as a whole word (the raw line may hold their phone or name too).
+    for value in sorted(ids["customer_id"] | ids["forum"] | ids["chat"]):
+        word = re.compile(rf"(?<![0-9A-Za-z_]){re.escape(value)}(?![0-9A-Za-z_])")
+        lines = wh.fetchall(
+            "select batch_id, line_no, raw_record from audit.quarantine where raw_record like %s", (f"%{value}%",)
+        )
+        for batch_id, line_no, _ in [r for r in lines if word.search(r[2])]:
+            wh.execute("delete from audit.quarantine where batch_id = %s and line_no = %s", (batch_id, line_no))
+            counts["audit.quarantine"] = counts.get("audit.quarantine", 0) + 1
+    # Published marts, now: BI stops seeing them before the rebuild, even if the rebuild fails.
+    keys = sorted(hashlib.sha256(f"{secret}:{p}".encode()).hexdigest()[:32] for p in persons)
+    for (table,) in wh.fetchall("select table_name from information_schema.tables where table_schema = 'marts'"):
+        if "customer_key" in wh.columns("marts", table):
+            _delete(wh, f"marts.{table}", "customer_key", keys, counts)
+    return counts
+
+
+def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
+    """Apply every deletion request not applied yet; one audit row each."""
+    ensure_tables(wh)
+    if not wh.table_exists("raw", "deletion_requests"):
+        return []
+    pending = wh.fetchall(
+        "select request_id, min(requested_at), max(customer_id), max(phone) from raw.deletion_requests "
+        "where request_id not in (select request_id from audit.deletions) group by request_id order by 2, 1"
+    )
+    secret, now = _secret(wh), now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    done = []
+    for request_id, requested_at, customer_id, phone in pending:
+        with wh.transaction():
+            accounts, problem = _matched_accounts(wh, customer_id, phone)
+            counts: dict[str, int] = {}
+            if problem is None:
+                accounts, persons = _whole_person(wh, accounts)
+                ids = _identifiers(wh, accounts)
+                counts = _erase(wh, ids, persons, secret)
+                for kind, values in ids.items():
+                    for value in sorted(values):
+                        wh.execute(
+                            "insert into private.erased_identifiers values (%s, %s, %s)",
+                            (kind, _hash(secret, kind, value), request_id),
+                        )
+            status = "erased" if problem is None else "ambiguous" if "held by" in problem else "not_found"
+            row = {"request_id": request_id, "status": status, "reason": problem, "accounts": len(accounts)}
+            wh.execute(
+                "insert into audit.deletions (request_id, requested_at, applied_at, status, reason, accounts, "
+                "rows_deleted) values (%s, %s, %s, %s, %s, %s, %s)",
+                (request_id, requested_at, now, status, problem, len(accounts), json.dumps(counts, sort_keys=True)),
+            )
+            # The request's own identifiers are not kept once it is applied.
+            wh.execute(
+                "update raw.deletion_requests set customer_id = null, phone = null where request_id = %s", (request_id,)
+            )
+        log.info("deletion request %s: %s, %d account(s), rows %s", request_id, status, len(accounts), counts)
+        done.append({**row, "rows_deleted": counts})
+    return done
