@@ -40,12 +40,14 @@ def resolve_as_of(params: dict | None, logical_date: dt.datetime | None, tz: str
 def prepare_warehouse() -> str:
     cfg = settings()
     target = parse_url(cfg.warehouse_url)
-    with writer_lock(target), Warehouse(target) as wh:
+    with writer_lock(target), Warehouse(target) as wh, wh.session_lock("crm:ddl"):
         ensure_tables(wh)
         write_pseudonym_key(wh, cfg.key_secret)
+        from crm_pipeline.privacy import ensure_tables as ensure_privacy_tables
         from crm_pipeline.text.score import ensure_table as ensure_scores_table
 
         ensure_scores_table(wh)
+        ensure_privacy_tables(wh)
         if os.environ.get("CRM_BI_ROLE"):  # roles are cluster-wide: created only when asked for
             from crm_pipeline.bi_access import ensure_bi_role
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from crm_pipeline.config import settings
-from crm_pipeline.load.warehouse import Warehouse, parse_url
+from crm_pipeline.load.warehouse import Warehouse, parse_url, writer_lock
 
 MARTS = [
     "dim_customers",
@@ -343,7 +343,7 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
 def print_summary(as_of: dt.date) -> None:
     cfg = settings()
     target = parse_url(cfg.warehouse_url)
-    with Warehouse(target) as wh:
+    with writer_lock(target), Warehouse(target) as wh:  # DuckDB: another run may be writing
         data = collect(wh, as_of)
         print(render(data, as_of, target.label))
         # The sample community's ground truth lives beside the landing dir; real data has none.

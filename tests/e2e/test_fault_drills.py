@@ -52,9 +52,9 @@ def snapshot(url: str) -> dict:
     return {"marts": checksums(url), "raw": raw_counts(url)}
 
 
-def own_airflow_home(env: dict, airflow_db, tmp) -> dict:
+def own_airflow_home(env: dict, airflow_db, tmp, name: str = "airflow") -> dict:
     """A copy of the migrated Airflow metadata DB, so this drill's task instances can be read alone."""
-    home = tmp / "airflow"
+    home = tmp / name
     home.mkdir()
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     return {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
@@ -519,3 +519,53 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
         back = wh.fetchone("select count(*) from raw.customers where customer_id in (%s, %s)", gone_customers)[0]
         reasons = wh.fetchall("select reason, raw_record from audit.quarantine where reason = %s", (ERASED_REASON,))
     assert back == 0 and reasons == [(ERASED_REASON, "[erased]")] * 2
+
+
+def _published(url: str) -> dict:
+    """Per as-of day: what each publish put in every mart, and what each critical mart check saw."""
+    with Warehouse.from_url(url) as wh:
+        digests = wh.fetchall("select as_of_date, mart, row_count, content_md5 from audit.publishes")
+        checks = wh.fetchall(
+            "select run_date, relation, expectation, element_count, unexpected_count from audit.check_results "
+            "where relation like 'marts.%%' and severity = 'critical'"
+        )
+    days: dict = {}
+    for day, mart, rows, digest in digests:
+        days.setdefault(str(day), {"marts": {}, "checks": set()})["marts"][mart] = (rows, digest)
+    for day, *check in checks:
+        days[str(day)]["checks"].add(tuple(check))
+    return days
+
+
+def test_drill_4_backfilling_days_out_of_order_and_at_once_equals_running_them_in_order(reference, drill, airflow_db):
+    days = [END - dt.timedelta(days=n) for n in (3, 2, 1)]
+    with new_warehouse(reference["engine"], drill["tmp"] / "in_order") as in_order_url:
+        env = {**drill["env"], "CRM_WAREHOUSE_URL": in_order_url}
+        for day in days:
+            proc = run_main(env, day)
+            assert proc.returncode == 0, _out(proc)
+        expected = _published(in_order_url)
+    assert sorted(expected) == [d.isoformat() for d in days]
+    assert all(len(v["marts"]) == 8 and len(v["checks"]) > 20 for v in expected.values())
+    # The days differ, so equality below is about the right day, not about equal days.
+    assert len({str(sorted(v["marts"].items())) for v in expected.values()}) == 3
+
+    # The same three days, latest first, as three runs at once (each with its own Airflow metadata).
+    procs = []
+    for day in (days[2], days[0], days[1]):
+        env = own_airflow_home(drill["env"], airflow_db, drill["tmp"], f"airflow-{day}")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "crm_pipeline.run", "--date", day.isoformat()],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert not any("could not set lock" in o.lower() for o in outputs)
+    assert _published(drill["url"]) == expected
+    assert raw_counts(drill["url"]) == reference["snapshot"]["raw"]  # every file loaded once, by one of the runs

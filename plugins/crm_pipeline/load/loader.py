@@ -182,12 +182,14 @@ def _create_table(wh: Warehouse, qualified: str, columns: list[tuple[str, str]])
 
 
 def ensure_tables(wh: Warehouse, entities: Iterable[str] | None = None) -> None:
-    ensure_schemas(wh)
-    for name, cols in AUDIT_DDL.items():
-        _create_table(wh, f"audit.{name}", cols)
-    for entity in entities or SPECS:
-        spec = SPECS[entity]
-        _create_table(wh, f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
+    # Runs of several DAGs may start at once: on PostgreSQL, check-then-create must not race.
+    with wh.session_lock("crm:ddl"):
+        ensure_schemas(wh)
+        for name, cols in AUDIT_DDL.items():
+            _create_table(wh, f"audit.{name}", cols)
+        for entity in entities or SPECS:
+            spec = SPECS[entity]
+            _create_table(wh, f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
 
 
 def write_pseudonym_key(wh: Warehouse, secret: str) -> None:
@@ -294,6 +296,9 @@ def load_batch(
         encoding=encoding,
     )
     with wh.transaction():
+        # Two runs loading one batch at once (PostgreSQL has no writer lock): the second waits, then
+        # replaces the first's rows, so the batch is there once.
+        wh.xact_lock(f"crm:batch:{batch_id}")
         wh.execute(f"delete from raw.{spec.name} where _batch_id = %s", (batch_id,))
         wh.execute("delete from audit.quarantine where batch_id = %s", (batch_id,))
         wh.execute("delete from audit.load_batches where batch_id = %s", (batch_id,))

@@ -197,6 +197,23 @@ class Warehouse:
             finally:
                 self.conn.autocommit = True
 
+    def xact_lock(self, name: str) -> None:
+        """PostgreSQL: hold a lock on `name` until this transaction ends (DuckDB: the writer lock already does)."""
+        if self.kind == "postgres":
+            self.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+    @contextlib.contextmanager
+    def session_lock(self, name: str) -> Iterator[None]:
+        """PostgreSQL: hold a lock on `name` for the block, across transactions (DuckDB: the writer lock does)."""
+        if self.kind != "postgres":
+            yield
+            return
+        self.execute("select pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            yield
+        finally:
+            self.execute("select pg_advisory_unlock(hashtext(%s))", (name,))
+
     def table_exists(self, schema: str, table: str) -> bool:
         row = self.fetchone(
             "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
