@@ -134,10 +134,12 @@ def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
     return f"{column} in ({', '.join(['%s'] * len(values))})", values
 
 
-def _delete(wh: Warehouse, table: str, column: str, values: list[str], counts: dict) -> None:
+def _delete(wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: str | None = None) -> None:
     if not values or not wh.table_exists(*table.split(".")):
         return
     clause, params = _in(column, values)
+    if source is not None:  # scoring.text_scores: ids are unique within a source only
+        clause, params = f"source = %s and {clause}", [source, *params]
     n = wh.fetchone(f"select count(*) from {table} where {clause}", params)[0]
     if n:
         wh.execute(f"delete from {table} where {clause}", params)
@@ -227,6 +229,17 @@ def _identifiers(wh: Warehouse, accounts: set[tuple[str, str]]) -> dict[str, set
 def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     customers, orders = sorted(ids["customer_id"]), sorted(ids["order_id"])
+    # Scores of their texts, found before the texts go.
+    from crm_pipeline.text.score import TEXT_SOURCES
+
+    owner = {"forum": ("user_id", ids["forum"]), "chat": ("sender_id", ids["chat"]),
+             "review": ("customer_id", ids["customer_id"]), "refund": ("order_id", ids["order_id"])}  # fmt: skip
+    for source, (table, id_col, _, _) in TEXT_SOURCES.items():
+        column, values = owner[source]
+        if values and wh.table_exists("raw", table) and wh.table_exists("scoring", "text_scores"):
+            clause, params = _in(column, sorted(values))
+            records = sorted({r for (r,) in wh.fetchall(f"select {id_col} from raw.{table} where {clause}", params)})
+            _delete(wh, "scoring.text_scores", "record_id", records, counts, source=source)
     _delete(wh, "raw.order_items", "order_id", orders, counts)
     _delete(wh, "raw.refunds", "order_id", orders, counts)
     _delete(wh, "raw.reviews", "customer_id", customers, counts)
@@ -243,20 +256,6 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
             if normalise("attendee", r) in keys
         ]
         _delete(wh, "raw.events", "attendee_ref", refs, counts)
-    # Scores of texts that no longer exist.
-    if wh.table_exists("scoring", "text_scores"):
-        from crm_pipeline.text.score import TEXT_SOURCES
-
-        before = wh.fetchone("select count(*) from scoring.text_scores")[0]
-        for source, (table, id_col, _, _) in TEXT_SOURCES.items():
-            if wh.table_exists("raw", table):
-                wh.execute(
-                    f"delete from scoring.text_scores where source = %s and not exists "
-                    f"(select 1 from raw.{table} r where r.{id_col} = scoring.text_scores.record_id)",
-                    (source,),
-                )
-        if n := before - wh.fetchone("select count(*) from scoring.text_scores")[0]:
-            counts["scoring.text_scores"] = n
     # Quarantined lines that name them as a whole word (the raw line may hold their phone or name too).
     for value in sorted(ids["customer_id"] | ids["forum"] | ids["chat"]):
         word = re.compile(rf"(?<![0-9A-Za-z_]){re.escape(value)}(?![0-9A-Za-z_])")

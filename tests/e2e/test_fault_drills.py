@@ -451,7 +451,14 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     assert proc.returncode == 0, _out(proc)
     with Warehouse.from_url(url) as wh:
         keys = {k for (k,) in wh.fetchall("select customer_key from marts.dim_customers")}
-        posts = wh.fetchone("select count(*) from raw.forum_posts where user_id = %s", (linked["forum_user_id"],))[0]
+        forum_user, sender = linked["forum_user_id"], linked["chat_sender_id"]
+        post_ids = [r for (r,) in wh.fetchall("select post_id from raw.forum_posts where user_id = %s", (forum_user,))]
+        posts = len(post_ids)
+        scored_sql = (
+            "select count(*) from scoring.text_scores where source = 'forum' "
+            f"and record_id in ({', '.join(['%s'] * len(post_ids))})"
+        )
+        scored_before = wh.fetchone(scored_sql, post_ids)[0]
     assert {_key(linked["customer_id"]), _key(shop_only["customer_id"])} <= keys and posts > 0
 
     p = linked["phone"]
@@ -478,7 +485,6 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
                 ("staging.stg_shop__orders", "customer_id"),
             ]
         }
-        forum_user, sender = linked["forum_user_id"], linked["chat_sender_id"]
         left["raw.forum_users"] = wh.fetchone("select count(*) from raw.forum_users where user_id = %s", (forum_user,))[
             0
         ]
@@ -499,6 +505,7 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
                     (_key(linked["customer_id"]), _key(shop_only["customer_id"])),
                 )[0]
         requests = wh.fetchall("select customer_id, phone from raw.deletion_requests")
+        scored_after = wh.fetchone(scored_sql, post_ids)[0]
         family_left = sum(
             normalise_phone(ph) == family for (ph,) in wh.fetchall("select phone from raw.customers where phone != ''")
         )
@@ -506,6 +513,7 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     assert audit[2][2] == "the phone is held by 2 shop customers" and family_left == 2
     erased_rows = json.loads(audit[0][4])
     assert erased_rows["raw.forum_posts"] == posts and erased_rows["raw.customers"] == 1
+    assert scored_before > 0 and scored_after == 0  # their texts' scores went with the texts
     assert not any(p in json.dumps(audit, default=str) for p in (linked["phone"], family))  # no identifier kept
     assert left == dict.fromkeys(left, 0)
     assert len(marts) == 7 and marts == dict.fromkeys(marts, 0)  # every mart keyed by person, history too
