@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlparse
 from crm_pipeline.config import REPO_ROOT
 
 SCHEMAS = ("raw", "audit", "private")
-TRANSFORM_LOCK_ID = 0x43524D5F  # "CRM_": pg_advisory_lock key of transform_lock
 
 TYPE_SQL = {
     "duckdb": {
@@ -76,18 +75,24 @@ def parse_url(url: str) -> WarehouseTarget:
 
 
 @contextlib.contextmanager
-def writer_lock(target: WarehouseTarget) -> Iterator[None]:
-    """DuckDB allows one writer process per file: serialise our writers on a lock file."""
-    if target.kind != "duckdb":
-        yield
-        return
-    target.path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{target.path}.lock", "w") as fh:
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writer_lock(target: WarehouseTarget) -> Iterator[None]:
+    """DuckDB allows one writer process per file: serialise our writers on a lock file."""
+    if target.kind != "duckdb":
+        yield
+        return
+    with _file_lock(Path(f"{target.path}.lock")):
+        yield
 
 
 @contextlib.contextmanager
@@ -100,20 +105,11 @@ def transform_lock(target: WarehouseTarget) -> Iterator[None]:
     PostgreSQL: a session advisory lock, released if the holder dies.
     """
     if target.kind == "duckdb":
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{target.path}.transform.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-        return
-    with Warehouse(target) as wh:
-        wh.execute("select pg_advisory_lock(%s)", (TRANSFORM_LOCK_ID,))
-        try:
+        with _file_lock(Path(f"{target.path}.transform.lock")):
             yield
-        finally:
-            wh.execute("select pg_advisory_unlock(%s)", (TRANSFORM_LOCK_ID,))
+        return
+    with Warehouse(target) as wh, wh.session_lock("crm:transform"):
+        yield
 
 
 class Warehouse:
