@@ -1,0 +1,64 @@
+"""The benchmark's parts that decide what is compared: the pandas baseline's RFM and the incremental day's delta."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from conftest import REPO, SECRET
+from crm_pipeline.bench import write_delta
+from crm_pipeline.bench_baseline import _read, rfm, run
+from crm_pipeline.sample.generate import generate
+from crm_pipeline.sources.files import read_records
+from e2e.independent_rfm import compute
+
+END = dt.date(2026, 11, 22)
+AS_OF = dt.date(2026, 10, 31)
+
+
+def test_the_pandas_baseline_computes_the_same_rfm_as_the_independent_yardstick(tmp_path):
+    """A baseline that scored differently would not be the same work: same R, F, M and scores per customer."""
+    generate(tmp_path / "landing", tmp_path / "truth", customers=120, seed=5, end_date=END)
+    result = run(tmp_path / "landing", AS_OF, "Asia/Shanghai", tmp_path / "baseline.sqlite")
+    assert set(result["seconds"]) == {"read_csv", "to_sql", "groupby RFM"} and result["rows"] > 1000
+    expected = compute(
+        tmp_path / "landing", AS_OF, "Asia/Shanghai", SECRET, REPO / "dbt_project" / "seeds" / "rfm_segments.csv"
+    )
+
+    orders = pd.concat([_read(p) for p in sorted((tmp_path / "landing" / "orders").glob("*"))], ignore_index=True)
+    refunds = pd.concat([_read(p) for p in sorted((tmp_path / "landing" / "refunds").glob("*"))], ignore_index=True)
+    got = rfm(orders, refunds, AS_OF, "Asia/Shanghai").set_index("customer_id")
+    assert result["customers_scored"] == len(got) == len(expected) > 50
+    for row in expected.itertuples():
+        mine = got.loc[row.customer_id]
+        assert (mine.recency_days, mine.frequency_orders, mine.r_score, mine.f_score, mine.m_score) == (
+            row.recency_days,
+            row.frequency_orders,
+            row.r_score,
+            row.f_score,
+            row.m_score,
+        ), row.customer_id
+        assert abs(float(mine.monetary_amount) - float(row.monetary_amount)) < 0.005
+
+
+def test_the_incremental_day_delta_updates_adds_and_edits_about_one_percent(tmp_path):
+    landing = tmp_path / "landing"
+    generate(landing, tmp_path / "truth", customers=200, seed=2, end_date=END)
+    day = END + dt.timedelta(days=1)
+    written = write_delta(landing, day)
+
+    def rows(path):
+        return [r.record for r in read_records(path)[2]]
+
+    orders = [r for p in (landing / "orders").glob("orders_*") for r in rows(p)]
+    delta = rows(landing / "orders" / f"delta_{day}.csv")
+    known = {o["order_id"] for o in orders}
+    updated = [d for d in delta if d["order_id"] in known]
+    new = [d for d in delta if d["order_id"] not in known]
+    assert updated and all(d["status"] == "completed" and d["updated_at"] == f"{day} 12:00:00" for d in updated)
+    assert new and any(d["ordered_at"].startswith(str(day - dt.timedelta(days=2))) for d in new)  # late ones
+    assert len(updated) + len(new) < 0.03 * len(orders)
+    posts = rows(landing / "forum_posts" / f"delta_{day}.csv")
+    assert any(p["content"].endswith("（已编辑）") for p in posts)  # edits of existing posts
+    assert written == len(delta) + len(posts) + len(rows(landing / "chat_messages" / f"delta_{day}.csv"))
