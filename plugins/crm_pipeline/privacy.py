@@ -16,10 +16,12 @@ A request lands as a file under `$CRM_LANDING_DIR/deletion_requests/`
    refunds), from `scoring.text_scores`, from quarantine rows that name
    them, and from every published mart, tier history included, by
    `customer_key`. The run then rebuilds staging and marts without them.
-4. Their identifiers are kept only as keyed hashes in
-   `private.erased_identifiers`; the loader quarantines any later record
-   that carries one (reason `erased on request`, raw record not kept), so a
-   changed file or a re-read window cannot bring them back.
+4. Their identifiers are kept only as hashes in `private.erased_identifiers`,
+   keyed with a random salt of their own (`private.erasure_salt`, not
+   CRM_KEY_SECRET, so rotating that secret lets nobody back). The loader
+   quarantines any later record that carries one (reason `erased on
+   request`, raw record not kept), so a changed file or a re-read window
+   cannot bring them back.
 5. `audit.deletions` says what was done: request, status, accounts and rows
    per table, never an identifier. The request's own identifiers are blanked.
 """
@@ -100,11 +102,26 @@ def _secret(wh: Warehouse) -> str:
     return row[0] if row else ""
 
 
+def _salt(wh: Warehouse) -> str:
+    """The key of the erased-identifier hashes: random, made once, kept apart from CRM_KEY_SECRET.
+
+    So rotating the pseudonym secret (which changes every customer_key) does
+    not let an erased person back in.
+    """
+    row = wh.fetchone("select salt from private.erasure_salt") if wh.table_exists("private", "erasure_salt") else None
+    return row[0] if row else ""
+
+
 def ensure_tables(wh: Warehouse) -> None:
+    import secrets
+
     from crm_pipeline.load.loader import _create_table
 
     _create_table(wh, "audit.deletions", DELETIONS_DDL)
     _create_table(wh, "private.erased_identifiers", [("kind", "text"), ("value_hash", "text"), ("request_id", "text")])
+    _create_table(wh, "private.erasure_salt", [("salt", "text")])
+    if not _salt(wh):
+        wh.execute("insert into private.erasure_salt values (%s)", (secrets.token_hex(32),))
 
 
 class Suppression:
@@ -114,7 +131,7 @@ class Suppression:
         self.hashes: set[str] = set()
         if wh.table_exists("private", "erased_identifiers"):
             self.hashes = {h for (h,) in wh.fetchall("select value_hash from private.erased_identifiers")}
-        self.secret = _secret(wh) if self.hashes else ""
+        self.salt = _salt(wh) if self.hashes else ""
 
     def __bool__(self) -> bool:
         return bool(self.hashes)
@@ -125,7 +142,7 @@ class Suppression:
             if value is None:
                 continue
             kinds = ("phone", "member_id", "customer_id") if kind == "attendee" else (kind,)
-            if any(_hash(self.secret, k, value) in self.hashes for k in kinds):
+            if any(_hash(self.salt, k, value) in self.hashes for k in kinds):
                 return True
         return False
 
@@ -282,7 +299,7 @@ def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
         "select request_id, min(requested_at), max(customer_id), max(phone) from raw.deletion_requests "
         "where request_id not in (select request_id from audit.deletions) group by request_id order by 2, 1"
     )
-    secret, now = _secret(wh), now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    secret, salt, now = _secret(wh), _salt(wh), now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     done = []
     for request_id, requested_at, customer_id, phone in pending:
         with wh.transaction():
@@ -296,7 +313,7 @@ def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
                     for value in sorted(values):
                         wh.execute(
                             "insert into private.erased_identifiers values (%s, %s, %s)",
-                            (kind, _hash(secret, kind, value), request_id),
+                            (kind, _hash(salt, kind, value), request_id),
                         )
             status = "erased" if problem is None else "ambiguous" if "held by" in problem else "not_found"
             row = {"request_id": request_id, "status": status, "reason": problem, "accounts": len(accounts)}

@@ -1,0 +1,91 @@
+"""Deletion requests without the DAGs, on both engines: matching, refusals, suppression across a secret rotation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_pipeline.load.loader import ensure_tables, load_landing, write_pseudonym_key
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.privacy import ERASED_REASON, apply_pending, normalise_phone
+from crm_pipeline.privacy import ensure_tables as ensure_privacy_tables
+
+SH = ZoneInfo("Asia/Shanghai")
+RUN = dt.date(2026, 11, 22)
+CUSTOMERS = (
+    "customer_id,registered_at,phone,email\n"
+    "C1,2026-01-01,138-1234-5678,one@example.com\n"
+    "C2,2026-01-01,+86 139 0000 1111,\n"
+    "C3,2026-01-01,１３９００００１１１１,\n"  # C2's phone in full-width digits: a family's shared phone
+    "C4,2026-01-01,,four@example.com\n"
+)
+ORDERS = (
+    "order_id,customer_id,ordered_at,status,total_amount\n"
+    "O1,C1,2026-11-01,paid,10\nO2,C1,2026-11-02,paid,20\nO3,C4,2026-11-03,paid,30\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "digits"),
+    [("138-1234-5678", "13812345678"), ("+86 138 1234 5678", "13812345678"), ("8613812345678", "13812345678"),
+     ("１３８１２３４５６７８", "13812345678"), ("12345", None), ("", None), (None, None)],
+)  # fmt: skip
+def test_phones_normalise_as_the_dbt_macro_does(value, digits):
+    assert normalise_phone(value) == digits
+
+
+def _land(landing, entity, name, text):
+    (landing / entity).mkdir(exist_ok=True)
+    (landing / entity / name).write_text(text, encoding="utf-8")
+
+
+def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_rotation(crm_env):
+    landing = crm_env["landing"]
+    _land(landing, "customers", "c.csv", CUSTOMERS)
+    _land(landing, "orders", "o.csv", ORDERS)
+    _land(
+        landing,
+        "deletion_requests",
+        "r.csv",
+        "request_id,requested_at,customer_id,phone\n"
+        "R1,2026-11-20,,13812345678\n"  # C1 by phone, another format
+        "R2,2026-11-20,,13900001111\n"  # held by C2 and C3: ambiguous
+        "R3,2026-11-20,C9,\n"  # nobody
+        "R4,2026-11-20,,\n",  # names nothing
+    )
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        ensure_tables(wh)
+        write_pseudonym_key(wh, "secret-1")
+        ensure_privacy_tables(wh)
+        for entity in ("customers", "orders", "deletion_requests"):
+            load_landing(wh, entity, landing, RUN, SH)
+        done = {d["request_id"]: (d["status"], d["reason"], d["rows_deleted"]) for d in apply_pending(wh)}
+        assert done == {
+            "R1": ("erased", None, {"raw.customers": 1, "raw.orders": 2}),
+            "R2": ("ambiguous", "the phone is held by 2 shop customers", {}),
+            "R3": ("not_found", "no account matches", {}),
+            "R4": ("not_found", "the request names no customer_id or phone", {}),
+        }
+        assert sorted(c for (c,) in wh.fetchall("select customer_id from raw.customers")) == ["C2", "C3", "C4"]
+        assert apply_pending(wh) == []  # applied once
+
+        # The pseudonym secret rotates; C1 comes back in a changed export and a late order: both stay out.
+        write_pseudonym_key(wh, "secret-2")
+        _land(landing, "customers", "c.csv", CUSTOMERS + "C5,2026-02-01,,\n")
+        _land(
+            landing,
+            "orders",
+            "o2.csv",
+            "order_id,customer_id,ordered_at,status,total_amount\nO9,C1,2026-11-05,paid,5\n",
+        )
+        for entity in ("customers", "orders"):
+            load_landing(wh, entity, landing, RUN, SH)
+        customers = sorted(c for (c,) in wh.fetchall("select distinct customer_id from raw.customers"))
+        orders = sorted(o for (o,) in wh.fetchall("select order_id from raw.orders"))
+        erased = wh.fetchall(
+            "select entity, raw_record from audit.quarantine where reason = %s order by 1", (ERASED_REASON,)
+        )
+    assert customers == ["C2", "C3", "C4", "C5"] and orders == ["O3"]
+    assert erased == [("customers", "[erased]"), ("orders", "[erased]")]
