@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import json
 import math
 import random
@@ -448,8 +449,10 @@ class Generator:
         pid = 0
         topic_id = 0
         categories = ["unboxing", "tips", "firmware", "support", "events", "photography"]
+        # Cumulative weights once: random.choices with `weights` re-adds them on every call (quadratic at scale M).
+        forum_cum = list(itertools.accumulate(q.activity for q in forum_people))
         for _ in range(max(1, int(len(forum_people) * 0.8))):
-            author = rng.choices(forum_people, weights=[q.activity for q in forum_people])[0]
+            author = rng.choices(forum_people, cum_weights=forum_cum)[0]
             topic_id += 1
             t0 = self._random_time(max(author.joined, self.start), self.end)
             kind = _weighted(rng, [("positive", 35), ("neutral", 45), ("negative", 20)])
@@ -475,7 +478,7 @@ class Generator:
             for _ in range(int(rng.paretovariate(1.2)) if rng.random() < 0.7 else 0):
                 if len(thread) > 60:
                     break
-                replier = rng.choices(forum_people, weights=[q.activity for q in forum_people])[0]
+                replier = rng.choices(forum_people, cum_weights=forum_cum)[0]
                 t = self._random_time(t0, min(t0 + dt.timedelta(days=5), self.end))
                 kind = _weighted(rng, [("positive", 30), ("neutral", 50), ("negative", 20)])
                 text, lang, cat = self._text(kind)
@@ -578,9 +581,9 @@ class Generator:
             joined = self._random_time(window_start - dt.timedelta(days=30), window_start)
             msgs.append(self._msg(mid, gid, gname, p, joined, "system", f'"{p.chat_sender_id}"加入了群聊', None))
             sender_of[f"MSG{mid:08d}"] = p
-        weights = [p.activity for p in senders]
+        sender_cum = list(itertools.accumulate(p.activity for p in senders))
         for _ in range(n_msgs):
-            p = rng.choices(senders, weights=weights)[0]
+            p = rng.choices(senders, cum_weights=sender_cum)[0]
             gid, gname = p.group if rng.random() < 0.85 else rng.choice(groups)
             t = self._random_time(window_start, self.end)
             mtype = _weighted(rng, MSG_TYPES)
