@@ -87,9 +87,9 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
     from crm_pipeline.load.loader import load_landing
     from crm_pipeline.load.specs import SPECS
     from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.pipeline import build_marts
     from crm_pipeline.quality.gate import check_marts, publish
     from crm_pipeline.text.score import score_pending
-    from crm_pipeline.transform.dbt import run_dbt
 
     stages = []
     t0 = time.perf_counter()
@@ -109,11 +109,11 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
     stages.append((f"{label}text scoring (classifier)", scored.seconds, scored.scored, None))
 
     t0 = time.perf_counter()
-    run_dbt(["seed"], day)
-    run_dbt(["build", "--exclude", "resource_type:seed"], day)
+    build = build_marts(day, f"bench-{day}")
+    label_dbt = f"{label}dbt build ({'full refresh' if build['full_refresh'] else 'incremental'})"
     with Warehouse.from_url(url) as wh:
         raw_rows = sum(wh.fetchone(f"select count(*) from raw.{e}")[0] for e in SPECS)
-    stages.append((f"{label}dbt seed + build", time.perf_counter() - t0, raw_rows, _rss_mb(resource.RUSAGE_CHILDREN)))
+    stages.append((label_dbt, time.perf_counter() - t0, raw_rows, _rss_mb(resource.RUSAGE_CHILDREN)))
 
     with Warehouse.from_url(url) as wh:
         t0 = time.perf_counter()
@@ -139,19 +139,51 @@ def _table(stages: list[tuple]) -> list[str]:
     return lines
 
 
+def _fresh_pg_database(url: str) -> str:
+    """Drop and create the database the URL names (the bench's own); returns the URL."""
+    import psycopg2
+
+    from crm_pipeline.load.warehouse import parse_url
+
+    target = parse_url(url)
+    if not target.database or not target.database.startswith("crm_bench"):
+        raise SystemExit(f"--postgres: the database name must start with crm_bench (it is dropped): {target.database}")
+    admin = psycopg2.connect(
+        host=target.host, port=target.port, user=target.user, password=target.password or None, dbname="postgres"
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{target.database}" with (force)')
+        cur.execute(f'create database "{target.database}"')
+    admin.close()
+    return url
+
+
+def _pg_version(url: str) -> str:
+    from crm_pipeline.load.warehouse import Warehouse
+
+    with Warehouse.from_url(url) as wh:
+        return "PostgreSQL " + wh.fetchone("show server_version")[0].split()[0]
+
+
 def write_docs(results_dir: Path, doc: Path) -> None:
     """docs/benchmarks.md from every bench/results/<scale>.json present."""
     out = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`python -m crm_pipeline.bench --scale S|M|L`) from `bench/results/*.json`;",
-        "the figures are one run each, on the machine named, DuckDB, nothing else running.",
+        "the figures are one run each, on the machine named and the engine named, nothing else running.",
         "",
     ]
-    for path in sorted(results_dir.glob("*.json"), key=lambda p: list(SCALES).index(p.stem) if p.stem in SCALES else 9):
+
+    def order(path: Path) -> tuple:
+        scale, _, engine = path.stem.partition("-")
+        return (list(SCALES).index(scale) if scale in SCALES else 9, engine)
+
+    for path in sorted(results_dir.glob("*.json"), key=order):
         r = json.loads(path.read_text())
         out += [
-            f"## Scale {r['scale']}: {r['customers']:,} customers",
+            f"## Scale {r['scale']}: {r['customers']:,} customers, {r.get('engine', 'duckdb')}",
             "",
             f"Machine: {r['machine']}. Taken {r.get('taken', '?')}.",
             "",
@@ -175,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="S", choices=sorted(SCALES))
     ap.add_argument("--skip-baseline", action="store_true", help="do not run the pandas baseline")
+    ap.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL instead of DuckDB: a server URL whose database is DROPPED and created anew",
+    )
     args = ap.parse_args(argv)
+    engine = "postgres" if args.postgres else "duckdb"
     base = REPO_ROOT / "bench" / "data" / args.scale
     landing, truth = base / "landing", base / "ground_truth"
     stages = []
@@ -192,9 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     for old in landing.glob("*/delta_*"):  # a previous bench's incremental day
         old.unlink()
 
-    wh_path = base / "warehouse.duckdb"
-    wh_path.unlink(missing_ok=True)
-    url = f"duckdb:///{wh_path}"
+    if args.postgres:
+        url = _fresh_pg_database(args.postgres)
+    else:
+        wh_path = base / "warehouse.duckdb"
+        wh_path.unlink(missing_ok=True)
+        url = f"duckdb:///{wh_path}"
     os.environ.update(CRM_WAREHOUSE_URL=url, CRM_LANDING_DIR=str(landing), CRM_DBT_ARTIFACTS_DIR=str(base / "dbt"))
     from crm_pipeline.load.loader import ensure_tables, write_pseudonym_key
     from crm_pipeline.load.warehouse import Warehouse
@@ -242,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, {memory_gb:.0f} GB, {platform.system()}, "
-        f"Python {platform.python_version()}, DuckDB {__import__('duckdb').__version__}"
+        f"Python {platform.python_version()}, "
+        + (_pg_version(url) if args.postgres else f"DuckDB {__import__('duckdb').__version__}")
     )
     print(f"bench scale {args.scale} ({SCALES[args.scale]:,} customers) on {machine}")
     print("\n".join(_table(stages)))
@@ -250,10 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key}: {value}")
     out = REPO_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.scale}.json").write_text(
+    name = args.scale if engine == "duckdb" else f"{args.scale}-{engine}"
+    (out / f"{name}.json").write_text(
         json.dumps(
             {
                 "scale": args.scale,
+                "engine": engine,
                 "customers": SCALES[args.scale],
                 "machine": machine,
                 "taken": dt.date.today().isoformat(),

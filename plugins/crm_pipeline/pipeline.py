@@ -116,28 +116,36 @@ def score_texts() -> dict:
     return {"scored": run.scored, "version": VERSION, "by_source": run.by_source}
 
 
-def build_marts(as_of: dt.date, run_id: str) -> None:
-    """dbt seed and build (models with their data and unit tests) into marts_build; nothing is published.
+def build_marts(as_of: dt.date, run_id: str) -> dict:
+    """dbt build (seeds, models with their data and unit tests) into marts_build; nothing is published.
 
-    The build is recorded in audit.mart_builds (building, then complete or
-    failed), so the publish step can tell its own finished build from a
-    half-built or foreign one.
+    Staging is incremental when that is exact, else a full refresh
+    (crm_pipeline.transform.incremental says which and why). The build is
+    recorded in audit.mart_builds (building, then complete or failed), so the
+    publish step can tell its own finished build from a half-built or foreign
+    one.
     """
+    from crm_pipeline.config import as_of_bounds_utc
     from crm_pipeline.quality.gate import finish_build, start_build
-    from crm_pipeline.transform.dbt import run_dbt
+    from crm_pipeline.transform import dbt, incremental
 
-    target = parse_url(settings().warehouse_url)
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
     with writer_lock(target), Warehouse(target) as wh:
         ensure_tables(wh, [])
         build_id = start_build(wh, as_of, run_id)
+        plan = incremental.plan(wh, as_of, as_of_bounds_utc(as_of, cfg.timezone)[1], dbt.DBT_PROJECT_DIR)
+    log.info("dbt build for %s: %s", as_of, "full refresh, " + plan.reason if plan.full_refresh else plan.reason)
     ok = False
     try:
-        run_dbt(["seed"], as_of)
-        run_dbt(["build", "--exclude", "resource_type:seed"], as_of)
+        dbt.run_dbt(["build", *plan.dbt_args()], as_of, extra_vars=plan.dbt_vars())
         ok = True
     finally:
         with writer_lock(target), Warehouse(target) as wh:
             finish_build(wh, build_id, ok)
+            # A build that failed half-way leaves some staging tables ahead of the others.
+            incremental.record(wh, plan, build_id) if ok else incremental.forget(wh)
+    return {"full_refresh": plan.full_refresh, "reason": plan.reason}
 
 
 def _alert_on(wh, validation, as_of: dt.date, dag_id: str, run_id: str, scopes: list[str], sources: dict) -> dict:

@@ -151,8 +151,19 @@ def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
     return f"{column} in ({', '.join(['%s'] * len(values))})", values
 
 
+def _is_table(wh: Warehouse, table: str) -> bool:
+    """A base table (staging models built before they were incremental are views: nothing to delete there)."""
+    schema, name = table.split(".")
+    row = wh.fetchone(
+        "select count(*) from information_schema.tables "
+        "where table_schema = %s and table_name = %s and table_type = 'BASE TABLE'",
+        (schema, name),
+    )
+    return bool(row and row[0])
+
+
 def _delete(wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: str | None = None) -> None:
-    if not values or not wh.table_exists(*table.split(".")):
+    if not values or not _is_table(wh, table):
         return
     clause, params = _in(column, values)
     if source is not None:  # scoring.text_scores: ids are unique within a source only
@@ -257,14 +268,20 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
             clause, params = _in(column, sorted(values))
             records = sorted({r for (r,) in wh.fetchall(f"select {id_col} from raw.{table} where {clause}", params)})
             _delete(wh, "scoring.text_scores", "record_id", records, counts, source=source)
-    _delete(wh, "raw.order_items", "order_id", orders, counts)
-    _delete(wh, "raw.refunds", "order_id", orders, counts)
-    _delete(wh, "raw.reviews", "customer_id", customers, counts)
-    _delete(wh, "raw.orders", "customer_id", customers, counts)
-    _delete(wh, "raw.customers", "customer_id", customers, counts)
-    _delete(wh, "raw.forum_posts", "user_id", sorted(ids["forum"]), counts)
-    _delete(wh, "raw.forum_users", "user_id", sorted(ids["forum"]), counts)
-    _delete(wh, "raw.chat_messages", "sender_id", sorted(ids["chat"]), counts)
+    # Raw, and the incremental staging tables built from it (crm_pipeline.transform.incremental):
+    # the next build is a full refresh anyway (raw rows went), but the copies go now.
+    for raw, staged, column, values in (
+        ("order_items", "stg_shop__order_items", "order_id", orders),
+        ("refunds", "stg_shop__refunds", "order_id", orders),
+        ("reviews", "stg_shop__reviews", "customer_id", customers),
+        ("orders", "stg_shop__orders", "customer_id", customers),
+        ("customers", "stg_shop__customers", "customer_id", customers),
+        ("forum_posts", "stg_forum__posts", "user_id", sorted(ids["forum"])),
+        ("forum_users", "stg_forum__users", "user_id", sorted(ids["forum"])),
+        ("chat_messages", "stg_chat__messages", "sender_id", sorted(ids["chat"])),
+    ):
+        _delete(wh, f"raw.{raw}", column, values, counts)
+        _delete(wh, f"staging.{staged}", column, values, counts)
     if wh.table_exists("raw", "events"):
         keys = ids["customer_id"] | ids["phone"] | ids["member_id"]
         refs = [
@@ -273,6 +290,7 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
             if normalise("attendee", r) in keys
         ]
         _delete(wh, "raw.events", "attendee_ref", refs, counts)
+        _delete(wh, "staging.stg_events__attendance", "attendee_ref", sorted({r.strip() for r in refs}), counts)
     # Quarantined lines that name them as a whole word (the raw line may hold their phone or name too).
     for value in sorted(ids["customer_id"] | ids["forum"] | ids["chat"]):
         word = re.compile(rf"(?<![0-9A-Za-z_]){re.escape(value)}(?![0-9A-Za-z_])")

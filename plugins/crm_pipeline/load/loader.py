@@ -115,6 +115,18 @@ AUDIT_DDL = {
         ("started_at", "timestamp"),
         ("finished_at", "timestamp"),
     ],
+    # One row per raw entity: the snapshot of raw the last successful dbt build saw, so the
+    # next one can be incremental (crm_pipeline.transform.incremental).
+    "incremental_state": [
+        ("entity", "text"),
+        ("as_of_date", "date"),
+        ("as_of_end_utc", "timestamp"),
+        ("loaded_through", "timestamp"),
+        ("raw_rows", "int"),
+        ("code_hash", "text"),
+        ("build_id", "text"),
+        ("recorded_at", "timestamp"),
+    ],
     # One row per mart per publish: what BI was given, and when.
     "publishes": [
         ("as_of_date", "date"),

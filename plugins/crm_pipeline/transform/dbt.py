@@ -63,7 +63,14 @@ def dbt_vars(as_of: dt.date, tz: str) -> dict[str, str]:
     return {"as_of_date": as_of.isoformat(), "as_of_end_utc": end.isoformat(sep=" "), "timezone": tz}
 
 
-def run_dbt(command: list[str], as_of: dt.date, *, url: str | None = None, check: bool = True) -> DbtResult:
+def run_dbt(
+    command: list[str],
+    as_of: dt.date,
+    *,
+    url: str | None = None,
+    check: bool = True,
+    extra_vars: dict | None = None,
+) -> DbtResult:
     cfg = settings()
     target = parse_url(url or cfg.warehouse_url)
     out = artifacts_dir(target)
@@ -81,7 +88,7 @@ def run_dbt(command: list[str], as_of: dt.date, *, url: str | None = None, check
         "--log-path",
         str(out / "logs"),
         "--vars",
-        json.dumps(dbt_vars(as_of, cfg.timezone)),
+        json.dumps(dbt_vars(as_of, cfg.timezone) | (extra_vars or {})),
     ]
     with writer_lock(target):
         proc = subprocess.run(args, env=dbt_env(target), capture_output=True, text=True, cwd=DBT_PROJECT_DIR)

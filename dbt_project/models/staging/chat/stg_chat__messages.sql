@@ -2,12 +2,38 @@
     (WeCom action = recall) marks its target recalled and is itself kept as
     a system record. System texts of joins and leaves become
     membership_event. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='msg_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
+{#- Incremental: a touched recall touches its target too, and a target
+    recomputed alone finds its older recall in the table already built. #}
 source as (
 
     select * from {{ source('chat', 'chat_messages') }}
-    where {{ not_held() }}
+    where
+        {{ not_held() }}
+        {%- if is_incremental() %}
+            and (
+                msg_id in ({{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }})
+                or msg_id in (
+                    select recall.recalled_msg_id
+                    from {{ source('chat', 'chat_messages') }} as recall
+                    where
+                        recall.action = 'recall'
+                        and recall.msg_id in (
+                            {{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }}
+                        )
+                )
+            )
+        {%- endif %}
 
 ),
 
@@ -42,6 +68,16 @@ recalls as (
     select distinct recalled_msg_id
     from latest
     where action = 'recall'
+    {%- if is_incremental() %}
+
+        union
+
+        select built.recalled_msg_id
+        from {{ this }} as built
+        where
+            built.membership_event = 'recall'
+            and built.msg_id not in (select latest.msg_id from latest)
+    {%- endif %}
 
 ),
 

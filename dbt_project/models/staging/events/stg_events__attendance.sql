@@ -1,10 +1,21 @@
 {#- One row per (event, attendee_ref, status) on or before the as-of day. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('events', 'events') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('events', 'events'), 'events', 'event_id',
+        stamp='event_date', stamp_is_date=true, incremental=is_incremental()
+    ) }}
 
 ),
 

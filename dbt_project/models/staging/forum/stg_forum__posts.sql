@@ -1,12 +1,53 @@
 {#- One row per post: its latest version stamped on or before the as-of day.
     An edit replaces the earlier text; a deletion keeps the row with
     is_deleted, so history stays and counting stops. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='post_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set post_stamp = 'greatest(created_at, coalesce(updated_at, created_at))' %}
+
 with
 
+{#- Incremental: replies to a touched post are touched too (their parent may
+    have just arrived), and parents not touched come from the table built. #}
 source as (
 
-    select * from {{ source('forum', 'forum_posts') }}
-    where {{ not_held() }}
+    -- noqa: disable=LT02
+    select * from {{ source('forum', 'forum_posts') }} as posts  -- noqa: AL05
+    where
+        {{ not_held() }}
+        {%- if is_incremental() %}
+            and (
+                post_id in ({{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }})
+                or exists (
+                    select 1
+                    from {{ source('forum', 'forum_posts') }} as touched
+                    where
+                        touched.post_id in (
+                            {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
+                        )
+                        and touched.topic_id = posts.topic_id
+                        and touched.post_number = posts.reply_to_post_number
+                )
+                or exists (
+                    select 1
+                    from {{ this }} as built
+                    where
+                        built.post_id in (
+                            {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
+                        )
+                        and built.topic_id = posts.topic_id
+                        and built.post_number = posts.reply_to_post_number
+                )
+            )
+        {%- endif %}
+-- noqa: enable=LT02
 
 ),
 
@@ -39,6 +80,27 @@ latest as (
 
 ),
 
+parents as (
+
+    select
+        topic_id,
+        post_number,
+        post_id
+    from latest
+    {%- if is_incremental() %}
+
+        union all
+
+        select
+            built.topic_id,
+            built.post_number,
+            built.post_id
+        from {{ this }} as built
+        where built.post_id not in (select latest.post_id from latest)
+    {%- endif %}
+
+),
+
 final as (
 
     select
@@ -47,6 +109,7 @@ final as (
         latest.topic_id,
         latest.user_id,
         {#- File drops name the parent post; the forum API names its number in the topic. -#}
+        
         coalesce(nullif(trim(latest.reply_to_post_id), ''), parent.post_id) as reply_to_post_id,
         latest.post_number,
         -- attributes
@@ -64,7 +127,7 @@ final as (
         latest._batch_id as batch_id
 
     from latest
-    left join latest as parent
+    left join parents as parent
         on
             latest.topic_id = parent.topic_id
             and latest.reply_to_post_number = parent.post_number

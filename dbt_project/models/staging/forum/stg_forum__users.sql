@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='user_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('forum', 'forum_users') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('forum', 'forum_users'), 'forum_users', 'user_id',
+        stamp='joined_at', incremental=is_incremental()
+    ) }}
 
 ),
 

@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('shop', 'customers') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('shop', 'customers'), 'customers', 'customer_id',
+        stamp='greatest(registered_at, coalesce(updated_at, registered_at))', incremental=is_incremental()
+    ) }}
 
 ),
 

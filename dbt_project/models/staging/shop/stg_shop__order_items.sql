@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('shop', 'order_items') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('shop', 'order_items'), 'order_items', 'order_id',
+        incremental=is_incremental()
+    ) }}
 
 ),
 

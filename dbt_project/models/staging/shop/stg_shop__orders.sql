@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('shop', 'orders') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('shop', 'orders'), 'orders', 'order_id',
+        stamp='coalesce(updated_at, ordered_at)', incremental=is_incremental()
+    ) }}
 
 ),
 

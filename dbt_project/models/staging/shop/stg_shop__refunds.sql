@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='refund_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('shop', 'refunds') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('shop', 'refunds'), 'refunds', 'refund_id',
+        stamp='refunded_at', incremental=is_incremental()
+    ) }}
 
 ),
 

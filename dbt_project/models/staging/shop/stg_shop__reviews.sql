@@ -1,9 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='review_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('shop', 'reviews') }}
-    where {{ not_held() }}
+    {{ touched_source(
+        source('shop', 'reviews'), 'reviews', 'review_id',
+        stamp='created_at', incremental=is_incremental()
+    ) }}
 
 ),
 

@@ -1,0 +1,204 @@
+"""Incremental builds equal full refreshes (issue: benchmark and incremental processing).
+
+Two warehouses load the same landing files, day after day: A builds the way
+the pipeline does (incremental whenever crm_pipeline.transform.incremental
+finds it exact), B does a full refresh every day. After each of five
+incremental days, every mart in marts_build and every incremental staging
+table must have the same content in A and B (count and order-independent
+digest). The days carry what makes incremental processing hard: updated
+records, late records (one older than the version already chosen), soft
+deletions, recalls (one before its message arrives), a reply before its
+parent post, versions stamped for a later day, and a deletion request, which
+hard-deletes raw rows and must turn the next build into a full refresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from conftest import SECRET, pg_database
+from crm_pipeline.bench import write_delta
+from crm_pipeline.load.specs import SPECS
+from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.quality.gate import BUILD_SCHEMA, MARTS, content_md5
+from crm_pipeline.sample.generate import generate
+from crm_pipeline.sources.files import read_records
+
+pytestmark = pytest.mark.e2e
+D0 = dt.date(2026, 11, 18)
+DAYS = [D0 + dt.timedelta(days=k) for k in range(6)]
+STAGING = [
+    "stg_shop__customers",
+    "stg_shop__orders",
+    "stg_shop__order_items",
+    "stg_shop__reviews",
+    "stg_shop__refunds",
+    "stg_forum__users",
+    "stg_forum__posts",
+    "stg_chat__messages",
+    "stg_events__attendance",
+]
+
+
+def _records(landing: Path, entity: str) -> list[dict]:
+    out = []
+    for path in sorted((landing / entity).glob("*")):
+        if path.is_file():
+            out += [r.record for r in read_records(path)[2] if r.record]
+    return out
+
+
+def _write(landing: Path, entity: str, name: str, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with (landing / entity / f"{name}.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _ts(day: dt.date, hh: int) -> str:
+    return f"{day} {hh:02d}:00:00"
+
+
+def write_day(landing: Path, k: int) -> None:
+    """Day k's new files (k = 1..5): see the module docstring."""
+    day = DAYS[k]
+    write_delta(landing, day, share=0.05)  # updated, new and late orders; new chat and posts; post edits
+    customers, orders = _records(landing, "customers"), _records(landing, "orders")
+    posts = [p for p in _records(landing, "forum_posts") if not p["post_id"].startswith(("DP", "XP"))]
+    chat = [m for m in _records(landing, "chat_messages") if m.get("msg_type") == "text"]
+    if k in (1, 3):  # a customer moves
+        c = customers[k * 7]
+        _write(landing, "customers", f"move_{day}", [{**c, "city": f"Moved{k}", "updated_at": _ts(day, 9)}])
+    if k == 1:  # events: one today, one dated day 3, landed now (visible only from day 3)
+        _write(
+            landing,
+            "events",
+            f"events_{day}",
+            [
+                {"event_id": "XE1", "event_date": str(day), "city": "Shanghai",
+                 "attendee_ref": customers[3]["customer_id"], "status": "attended", "event_name": "salon"},
+                {"event_id": "XE3", "event_date": str(DAYS[3]), "city": "Shanghai",
+                 "attendee_ref": customers[4]["customer_id"], "status": "attended", "event_name": "salon"},
+            ],
+        )  # fmt: skip
+    if k == 2:
+        # Soft deletions, cancellations, and a late version older than day 1's update of the same order.
+        gone = [{**p, "is_deleted": "true", "updated_at": _ts(day, 10)} for p in posts[5:8]]
+        _write(landing, "forum_posts", f"deleted_{day}", gone)
+        updated_day1 = [o for o in _records(landing, "orders") if o.get("updated_at") == f"{DAYS[1]} 12:00:00"]
+        cancelled = [{**o, "status": "cancelled", "updated_at": _ts(day, 11)} for o in orders[20:23]]
+        stale = [{**o, "status": "created", "updated_at": _ts(DAYS[0], 1)} for o in updated_day1[:2]]
+        future = [{**orders[30], "status": "refunded", "updated_at": _ts(DAYS[3], 12)}]  # visible from day 3
+        _write(landing, "orders", f"changes_{day}", cancelled + stale + future)
+        # Recalls: two of older messages, one of a message that lands only tomorrow.
+        recalls = [
+            {**m, "msg_id": f"XR{day:%d}{i}", "msg_type": "system", "content": "recalled", "sent_at": _ts(day, 13),
+             "action": "recall", "recalled_msg_id": target, "reply_to_msg_id": ""}
+            for i, (m, target) in enumerate(
+                [(chat[40], chat[40]["msg_id"]), (chat[41], chat[41]["msg_id"]), (chat[42], "XLATE1")]
+            )
+        ]  # fmt: skip
+        _write(landing, "chat_messages", f"recalls_{day}", recalls)
+        # A reply to post number 900 of a topic, before that post exists.
+        reply = {**posts[0], "post_id": "XP2", "topic_id": "XT", "created_at": _ts(day, 14), "updated_at": "",
+                 "reply_to_post_id": "", "post_number": "901", "reply_to_post_number": "900",
+                 "is_deleted": "false"}  # fmt: skip
+        _write(landing, "forum_posts", f"reply_{day}", [reply])
+    if k == 3:
+        # Yesterday's missing pieces arrive late: the parent post and the recalled message.
+        parent = {**posts[1], "post_id": "XP1", "topic_id": "XT", "created_at": _ts(DAYS[2], 8), "updated_at": "",
+                  "reply_to_post_id": "", "post_number": "900", "reply_to_post_number": "",
+                  "is_deleted": "false"}  # fmt: skip
+        _write(landing, "forum_posts", f"parent_{day}", [parent])
+        late = {**chat[43], "msg_id": "XLATE1", "sent_at": _ts(DAYS[2], 8), "reply_to_msg_id": ""}
+        _write(landing, "chat_messages", f"late_{day}", [late])
+    if k == 4:  # a person asks to be erased: raw rows are deleted, so the next build must be a full refresh
+        victim = next(c for c in customers if c.get("phone"))
+        _write(
+            landing,
+            "deletion_requests",
+            f"requests_{day}",
+            [{"request_id": "XDEL1", "requested_at": _ts(day, 8), "customer_id": victim["customer_id"]}],
+        )
+
+
+def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool) -> dict:
+    from crm_pipeline import pipeline
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("CRM_DBT_FULL_REFRESH", "1" if full_refresh else "")
+    pipeline.prepare_warehouse()
+    for entity in SPECS:
+        if entity != "deletion_requests":
+            pipeline.load_entity_files(entity, day)
+    pipeline.apply_deletion_requests(day)
+    pipeline.score_texts()
+    return pipeline.build_marts(day, f"test-{day}")
+
+
+def contents(url: str) -> dict[str, tuple[int, str]]:
+    with Warehouse.from_url(url) as wh:
+        out = {f"marts_build.{m}": tuple(content_md5(wh, f"{BUILD_SCHEMA}.{m}")) for m in MARTS}
+        out |= {f"staging.{s}": tuple(content_md5(wh, f"staging.{s}")) for s in STAGING}
+    return out
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouses(request, tmp_path):
+    if request.param == "duckdb":
+        yield [f"duckdb:///{tmp_path}/incremental.duckdb", f"duckdb:///{tmp_path}/full.duckdb"]
+    else:
+        with pg_database("crm_incr") as a, pg_database("crm_full") as b:
+            yield [a, b]
+
+
+def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    generate(landing, tmp_path / "truth", customers=120, seed=21, end_date=D0)
+    (landing / "deletion_requests").mkdir(exist_ok=True)
+    envs = [
+        {
+            "CRM_WAREHOUSE_URL": url,
+            "CRM_LANDING_DIR": str(landing),
+            "CRM_KEY_SECRET": SECRET,
+            "CRM_DBT_ARTIFACTS_DIR": str(tmp_path / f"dbt_{i}"),
+            "CRM_TIMEZONE": "Asia/Shanghai",
+        }
+        for i, url in enumerate(warehouses)
+    ]
+    modes = []
+    for k, day in enumerate(DAYS):
+        if k:
+            write_day(landing, k)
+        incremental = run_day(monkeypatch, envs[0], day, full_refresh=False)
+        full = run_day(monkeypatch, envs[1], day, full_refresh=True)
+        assert full["full_refresh"], full
+        modes.append((day, incremental["full_refresh"], incremental["reason"]))
+        a, b = contents(warehouses[0]), contents(warehouses[1])
+        differ = {name: (a[name], b[name]) for name in a if a[name] != b[name]}
+        assert not differ, f"day {k} ({day}, {incremental['reason']}): incremental != full refresh: {differ}"
+    # Day 0 has nothing to build on; day 4's erasure deleted raw rows; the other days are incremental.
+    assert [m[1] for m in modes] == [True, False, False, False, True, False], modes
+    assert "no previous build" in modes[0][2]
+    assert "deleted, replaced or held" in modes[4][2], modes[4]
+
+    # The hard cases reached the marts' inputs as they should (so the equality above is not vacuous).
+    with Warehouse.from_url(warehouses[0]) as wh:
+        recalled = dict(
+            wh.fetchall("select msg_id, is_recalled from staging.stg_chat__messages where msg_id = 'XLATE1'")
+        )
+        parent = wh.fetchone("select reply_to_post_id from staging.stg_forum__posts where post_id = 'XP2'")
+        deleted = wh.fetchone("select count(*) from staging.stg_forum__posts where is_deleted")[0]
+        events = wh.fetchone("select count(*) from staging.stg_events__attendance where event_id in ('XE1', 'XE3')")[0]
+        erased = wh.fetchone("select status from audit.deletions where request_id = 'XDEL1'")
+    assert recalled == {"XLATE1": True}
+    assert parent == ("XP1",)
+    assert deleted >= 3
+    assert events == 2
+    assert erased and erased[0] == "erased", erased
