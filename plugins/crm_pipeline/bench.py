@@ -112,7 +112,7 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
     build = build_marts(day, f"bench-{day}")
     label_dbt = f"{label}dbt build ({'full refresh' if build['full_refresh'] else 'incremental'})"
     with Warehouse.from_url(url) as wh:
-        raw_rows = sum(wh.fetchone(f"select count(*) from raw.{e}")[0] for e in SPECS)
+        raw_rows = sum(int(wh.fetchone(f"select count(*) from raw.{e}")[0]) for e in SPECS)
     stages.append((label_dbt, time.perf_counter() - t0, raw_rows, _rss_mb(resource.RUSAGE_CHILDREN)))
 
     with Warehouse.from_url(url) as wh:
@@ -121,7 +121,7 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
         stages.append((f"{label}mart checks", time.perf_counter() - t0, None, _rss_mb(resource.RUSAGE_SELF)))
         t0 = time.perf_counter()
         publish(wh, day, f"bench-{day}")
-        mart_rows = wh.fetchone(f"select sum(row_count) from audit.publishes where run_id = 'bench-{day}'")[0]
+        mart_rows = int(wh.fetchone(f"select sum(row_count) from audit.publishes where run_id = 'bench-{day}'")[0])
         stages.append((f"{label}publish", time.perf_counter() - t0, mart_rows, _rss_mb(resource.RUSAGE_SELF)))
     failed = [f"{r.suite}/{r.expectation}" for r in validation.critical_failures]
     if failed:

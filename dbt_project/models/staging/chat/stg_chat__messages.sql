@@ -14,24 +14,29 @@
 with
 
 {#- Incremental: a touched recall touches its target too, and a target
-    recomputed alone finds its older recall in the table already built. #}
+    recomputed alone finds its older recall in the table already built.
+    One IN over a union (not IN ... OR IN ...), so PostgreSQL hashes it. #}
 source as (
 
     select * from {{ source('chat', 'chat_messages') }}
     where
         {{ not_held() }}
         {%- if is_incremental() %}
-            and (
-                msg_id in ({{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }})
-                or msg_id in (
-                    select recall.recalled_msg_id
-                    from {{ source('chat', 'chat_messages') }} as recall
-                    where
-                        recall.action = 'recall'
-                        and recall.msg_id in (
-                            {{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }}
-                        )
-                )
+            and msg_id in (
+                select touched.msg_id
+                from (
+                    {{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }}
+                ) as touched
+
+                union all
+
+                select recall.recalled_msg_id
+                from {{ source('chat', 'chat_messages') }} as recall
+                where
+                    recall.action = 'recall'
+                    and recall.msg_id in (
+                        {{ touched_keys(source('chat', 'chat_messages'), 'chat_messages', 'msg_id', 'sent_at') }}
+                    )
             )
         {%- endif %}
 

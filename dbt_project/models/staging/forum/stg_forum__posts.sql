@@ -15,39 +15,45 @@
 with
 
 {#- Incremental: replies to a touched post are touched too (their parent may
-    have just arrived), and parents not touched come from the table built. #}
+    have just arrived), and parents not touched come from the table built.
+    One IN over a union (not ORs of EXISTS), so PostgreSQL hashes it. #}
 source as (
 
-    -- noqa: disable=LT02
-    select * from {{ source('forum', 'forum_posts') }} as posts  -- noqa: AL05
+    -- noqa: disable=LT02,LT05
+    select * from {{ source('forum', 'forum_posts') }}
     where
         {{ not_held() }}
         {%- if is_incremental() %}
-            and (
-                post_id in ({{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }})
-                or exists (
-                    select 1
-                    from {{ source('forum', 'forum_posts') }} as touched
-                    where
-                        touched.post_id in (
-                            {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
-                        )
-                        and touched.topic_id = posts.topic_id
-                        and touched.post_number = posts.reply_to_post_number
+            and post_id in (
+                select touched.post_id
+                from ({{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}) as touched
+
+                union all
+
+                select reply.post_id
+                from {{ source('forum', 'forum_posts') }} as reply
+                inner join {{ source('forum', 'forum_posts') }} as parent
+                    on
+                        reply.topic_id = parent.topic_id
+                        and reply.reply_to_post_number = parent.post_number
+                where parent.post_id in (
+                    {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
                 )
-                or exists (
-                    select 1
-                    from {{ this }} as built
-                    where
-                        built.post_id in (
-                            {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
-                        )
-                        and built.topic_id = posts.topic_id
-                        and built.post_number = posts.reply_to_post_number
+
+                union all
+
+                select reply.post_id
+                from {{ source('forum', 'forum_posts') }} as reply
+                inner join {{ this }} as parent
+                    on
+                        reply.topic_id = parent.topic_id
+                        and reply.reply_to_post_number = parent.post_number
+                where parent.post_id in (
+                    {{ touched_keys(source('forum', 'forum_posts'), 'forum_posts', 'post_id', post_stamp) }}
                 )
             )
         {%- endif %}
--- noqa: enable=LT02
+-- noqa: enable=LT02,LT05
 
 ),
 
