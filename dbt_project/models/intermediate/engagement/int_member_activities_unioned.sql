@@ -227,27 +227,53 @@ chat as (
 
 ),
 
+{# The keys an attendee_ref may be, one row each, so the match below is an
+    equality join (an IN list in the join condition made PostgreSQL compare
+    every attendance with every account key through the phone regex). #}
+attendance_keys as (
+
+    select
+        event_id,
+        event_date,
+        'phone:' || coalesce({{ normalise_phone('attendee_ref') }}, '') as key_node
+    from attendance
+    where attendance_status = 'attended'
+
+    union all
+
+    select
+        event_id,
+        event_date,
+        'member_id:' || upper(attendee_ref) as key_node
+    from attendance
+    where attendance_status = 'attended'
+
+    union all
+
+    select
+        event_id,
+        event_date,
+        'customer_id:' || attendee_ref as key_node
+    from attendance
+    where attendance_status = 'attended'
+
+),
+
 attendee_keys as (
 
     select distinct
-        attendance.event_id,
-        attendance.event_date,
+        attendance_keys.event_id,
+        attendance_keys.event_date,
         resolved.person_id
-    from attendance
+    from attendance_keys
     inner join account_keys
-        on account_keys.key_node in (
-            'phone:' || coalesce({{ normalise_phone('attendance.attendee_ref') }}, ''),
-            'member_id:' || upper(attendance.attendee_ref),
-            'customer_id:' || attendance.attendee_ref
-        )
+        on attendance_keys.key_node = account_keys.key_node
     inner join resolved
         on account_keys.account_node = resolved.account_node
     left join shared_keys
         on account_keys.key_node = shared_keys.key_node
-    where
-        attendance.attendance_status = 'attended'
-        -- a family's phone names no one person
-        and shared_keys.key_node is null
+    -- a family's phone names no one person
+    where shared_keys.key_node is null
 
 ),
 
