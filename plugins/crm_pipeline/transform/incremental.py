@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm_pipeline.load.warehouse import Warehouse
-
-log = logging.getLogger(__name__)
 
 # Raw entities read by incremental staging models.
 ENTITIES = (
@@ -93,18 +90,13 @@ def _fmt(value: dt.datetime) -> str:
 
 
 def snapshot(wh: Warehouse) -> dict[str, Snapshot]:
+    """Per raw entity, in one scan: the latest _loaded_at and the rows not held (all of them are up to it)."""
     out = {}
     for entity in ENTITIES:
         if not wh.table_exists("raw", entity):
             continue
-        (through,) = wh.fetchone(f"select max(_loaded_at) from raw.{entity}")
-        through = _ts(through)
-        rows = 0
-        if through is not None:
-            (rows,) = wh.fetchone(
-                f"select count(*) from raw.{entity} where _loaded_at <= %s and {_NOT_HELD}", (through,)
-            )
-        out[entity] = Snapshot(through, int(rows))
+        through, rows = wh.fetchone(f"select max(_loaded_at), count(*) filter (where {_NOT_HELD}) from raw.{entity}")
+        out[entity] = Snapshot(_ts(through), int(rows or 0))
     return out
 
 
