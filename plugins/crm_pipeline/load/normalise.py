@@ -13,6 +13,7 @@ from crm_pipeline.load.specs import EntitySpec, Field
 _AMOUNT_NOISE = re.compile(r"[¥$,\s]|元|RMB|CNY", re.IGNORECASE)
 _AMOUNT_OK = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _CENT = Decimal("0.01")
+_TOO_LARGE = Decimal(10) ** 16
 _TRUE = {"true", "t", "1", "yes", "y", "是"}
 _FALSE = {"false", "f", "0", "no", "n", "否"}
 
@@ -41,8 +42,12 @@ def parse_amount(value) -> Decimal:
             amount = Decimal(text)
         except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
             raise ValueError(f"not an amount: {value!r}") from exc
+    if not amount.is_finite():  # NaN or Infinity, which JSON Lines can carry
+        raise ValueError(f"not an amount: {value!r}")
     if amount < 0:
         raise ValueError(f"negative amount: {value!r}")
+    if amount >= _TOO_LARGE:  # raw amounts are decimal(18, 2)
+        raise ValueError(f"amount too large: {value!r}")
     return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
@@ -50,7 +55,7 @@ def parse_int(value) -> int:
     if isinstance(value, bool):
         raise ValueError(f"not an integer: {value!r}")
     if isinstance(value, int):
-        return value
+        return _in_range(value, value)
     text = unicodedata.normalize("NFKC", str(value)).strip()
     try:
         number = Decimal(text)
@@ -58,7 +63,13 @@ def parse_int(value) -> int:
         raise ValueError(f"not an integer: {value!r}") from exc
     if number != number.to_integral_value():
         raise ValueError(f"not an integer: {value!r}")
-    return int(number)
+    return _in_range(int(number), value)
+
+
+def _in_range(number: int, value) -> int:
+    if not -(2**63) <= number < 2**63:  # raw integers are 64-bit
+        raise ValueError(f"integer out of range: {value!r}")
+    return number
 
 
 def parse_timestamp(value, tz: ZoneInfo) -> dt.datetime:

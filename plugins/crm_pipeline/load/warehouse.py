@@ -245,6 +245,8 @@ class Warehouse:
         import pyarrow.csv as pacsv
 
         buf = io.BytesIO()
+        # One chunk: pyarrow 26 writes NUL bytes for a table whose first chunk is empty.
+        table = table.combine_chunks()
         pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)
         with self.conn.cursor() as cur:

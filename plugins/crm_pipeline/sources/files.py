@@ -118,29 +118,38 @@ def _csv_records(decoded: DecodedFile) -> Iterator[RawRecord]:
     for row in reader:
         start = line_numbers[consumed] if consumed < len(line_numbers) else None
         consumed = reader.line_num
-        if not row or all(c.strip() == "" for c in row):
-            continue
-        raw = json.dumps(row, ensure_ascii=False)
-        if len(row) != len(header):
-            yield RawRecord(start, None, raw, f"expected {len(header)} fields, got {len(row)}")
-            continue
-        yield RawRecord(start, dict(zip(header, row, strict=True)), raw)
+        if (rec := csv_record(start, row, header)) is not None:
+            yield rec
+
+
+def csv_record(line_no: int | None, row: list[str], header: list[str]) -> RawRecord | None:
+    """One parsed CSV row as a record (None for a blank row, which is skipped)."""
+    if not row or all(c.strip() == "" for c in row):
+        return None
+    raw = json.dumps(row, ensure_ascii=False)
+    if len(row) != len(header):
+        return RawRecord(line_no, None, raw, f"expected {len(header)} fields, got {len(row)}")
+    return RawRecord(line_no, dict(zip(header, row, strict=True)), raw)
+
+
+def jsonl_record(line_no: int, line: str) -> RawRecord | None:
+    """One JSON Lines line as a record (None for a blank line, which is skipped)."""
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RawRecord(line_no, None, text, f"invalid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(obj, dict):
+        return RawRecord(line_no, None, text, "a JSON Lines record must be an object")
+    return RawRecord(line_no, obj, text)
 
 
 def _jsonl_records(decoded: DecodedFile) -> Iterator[RawRecord]:
     for n, line in decoded.lines:
-        text = line.strip()
-        if not text:
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield RawRecord(n, None, text, f"invalid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(obj, dict):
-            yield RawRecord(n, None, text, "a JSON Lines record must be an object")
-            continue
-        yield RawRecord(n, obj, text)
+        if (rec := jsonl_record(n, line)) is not None:
+            yield rec
 
 
 def csv_header(decoded: DecodedFile) -> list[str]:

@@ -206,3 +206,15 @@ def test_a_renamed_required_key_in_json_lines_quarantines_every_record(crm_env):
         loaded = wh.fetchone("select count(*) from raw.refunds")[0]
     assert (result.extracted_rows, result.loaded_rows, result.quarantined_rows, loaded) == (2, 0, 2, 0)
     assert reasons == {"missing required field 'refunded_at'"}
+
+
+def test_a_table_with_an_empty_first_chunk_is_appended_as_its_rows(crm_env):
+    """pyarrow 26 writes NUL bytes as CSV for such a table; PostgreSQL's COPY then refuses the batch."""
+    import pyarrow as pa
+
+    table = pa.concat_tables([pa.table({"v": pa.array([], pa.string())}), pa.table({"v": pa.array(["x", "y"])})])
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        wh.execute("create schema if not exists raw")
+        wh.execute("create table raw.chunks (v text)")
+        wh.append_arrow("raw.chunks", table)
+        assert wh.fetchall("select v from raw.chunks order by v") == [("x",), ("y",)]

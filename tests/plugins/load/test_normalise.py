@@ -92,3 +92,22 @@ def test_nul_bytes_are_removed_from_text():
         SH,
     )
     assert reason is None and row["content"] == "好评"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(float("nan"), "not an amount"), (float("inf"), "not an amount"), (1e20, "amount too large"),
+     ("10000000000000000", "amount too large")],
+)  # fmt: skip
+def test_amounts_json_can_carry_but_decimal_18_2_cannot_hold_are_rejected(value, reason):
+    # They used to crash the batch (InvalidOperation comparing NaN; Arrow overflow writing 1e20).
+    with pytest.raises(ValueError, match=reason):
+        parse_amount(value)
+    assert parse_amount("9999999999999999.99") == Decimal("9999999999999999.99")
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, "99999999999999999999"])
+def test_integers_beyond_64_bits_are_rejected(value):
+    with pytest.raises(ValueError, match="integer out of range"):
+        parse_int(value)
+    assert parse_int(2**63 - 1) == 2**63 - 1 and parse_int(str(-(2**63))) == -(2**63)
