@@ -42,6 +42,7 @@ _ODD_CONTROL = "[\\x{0}-\\x{8}\\x{b}\\x{c}\\x{e}-\\x{1f}]"
 _ODD_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _INT = "^[+-]?[0-9]{1,18}$"
 _AMOUNT = "^[0-9]{1,16}([.][0-9]{1,2})?$"
+_AMOUNT_SHOP = "^¥?[0-9,]+([.][0-9]+)?元?$"
 _DATE = "^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _TS = (
     "^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
@@ -101,7 +102,18 @@ def _parsed(f, r: str, odd: bool = True) -> list[tuple[str, str]]:
         value = f"try_cast({r} as bigint)"
         return [("n", f"case when {' and '.join(checks)} then {value} end")]
     if f.type == "amount":
-        return [("n", f"case when regexp_matches({r}, '{_AMOUNT}') then cast({r} as decimal(18, 2)) end")]
+        # Shop exports write '¥1,299.00', '￥1299', '1299元' and full-width digits: NFKC folds exactly
+        # these characters as translate() does, and parse_amount then drops ¥, commas and 元.
+        folded = f"translate({r}, '０１２３４５６７８９．，￥', '0123456789.,¥')"
+        plain = f"replace(replace(replace({folded}, '¥', ''), ',', ''), '元', '')"
+        return [
+            (
+                "n",
+                f"case when regexp_matches({r}, '{_AMOUNT}') then cast({r} as decimal(18, 2)) "
+                f"when regexp_matches({folded}, '{_AMOUNT_SHOP}') and regexp_matches({plain}, '{_AMOUNT}') "
+                f"then cast({plain} as decimal(18, 2)) end",
+            )
+        ]
     if f.type == "date":
         return [("n", f"case when regexp_matches({r}, '{_DATE}') then try_cast({r} as date) end")]
     if f.type == "bool":
