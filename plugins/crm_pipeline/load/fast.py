@@ -197,8 +197,7 @@ def _normalise(con, spec: EntitySpec, raw_exprs: dict[str, str], tz: ZoneInfo, c
     ts_fields = [i for i, f in enumerate(fields) if f.type == "timestamp"]
     cols = ["_idx", "_line_no"]
     for i, f in enumerate(fields):
-        r = raw_exprs.get(f.name, "cast(null as varchar)")
-        cols.append(f"({r} is null or {r} = '') as b{i}")
+        cols.append(f"(r{i} is null or r{i} = '') as b{i}")
         cols += [f"{expr} as {name}{i}" for name, expr in _parsed(f, f"r{i}", odd)]
     raws = ", ".join(f"{raw_exprs.get(f.name, 'cast(null as varchar)')} as r{i}" for i, f in enumerate(fields))
     con.execute(f"create or replace temp table stage as select {', '.join(cols)} from (select *, {raws} from src)")

@@ -223,7 +223,26 @@ def _batch_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
 
 
-def load_batch(
+@dataclass
+class PreparedBatch:
+    """A batch normalised and ready to write: its rows, its quarantine and its audit row."""
+
+    spec: EntitySpec
+    good: object  # pyarrow.Table
+    bad: object  # pyarrow.Table
+    result: BatchResult
+    audit: tuple
+    on_commit: object = None
+
+
+def load_batch(*args, **kwargs) -> BatchResult:
+    """Normalise one batch and write it in its own transaction (prepare_batch, then write_batches)."""
+    prepared = prepare_batch(*args, **kwargs)
+    write_batches(args[0] if args else kwargs["wh"], [prepared])
+    return prepared.result
+
+
+def prepare_batch(
     wh: Warehouse,
     spec: EntitySpec,
     batch_id: str,
@@ -238,7 +257,8 @@ def load_batch(
     skip_hashes: set[str] | None = None,
     note: str | None = None,
     fast: FastBatch | None = None,
-) -> BatchResult:
+    suppression=None,
+) -> PreparedBatch:
     """Normalise, split into loaded and quarantined rows, and write both with the batch's audit row.
 
     With `fast`, the rows it normalised column-wise are added as they are and `records` are the
@@ -261,7 +281,8 @@ def load_batch(
         extras_seen |= fast.extras
     from crm_pipeline.privacy import ERASED_REASON, Suppression
 
-    suppression = Suppression(wh)  # people erased on request stay out, whatever source re-sends them
+    if suppression is None:  # people erased on request stay out, whatever source re-sends them
+        suppression = Suppression(wh)
     for rec in records:
         reason = rec.error
         row = None
@@ -329,37 +350,56 @@ def load_batch(
         nul_chars_removed=nuls,
         encoding=encoding,
     )
+    audit = (
+        batch_id,
+        spec.name,
+        source,
+        source_sha256,
+        encoding,
+        result.extracted_rows,
+        result.loaded_rows,
+        result.quarantined_rows,
+        reread,
+        run_date,
+        now,
+        note,
+    )
+    return PreparedBatch(spec, good_tbl, bad_tbl, result, audit, getattr(records, "on_commit", None))
+
+
+def write_batches(wh: Warehouse, batches: list[PreparedBatch]) -> None:
+    """Write batches of one entity in one transaction: each replaces its earlier rows, if any.
+
+    One commit for several files costs what one costs (DuckDB writes a large insert straight to
+    its file instead of through the log); a failure leaves none of them, and a rerun loads them.
+    """
+    import pyarrow as pa
+
+    if not batches:
+        return
+    entity = batches[0].spec.name
+    assert all(b.spec.name == entity for b in batches), "one entity per write"
+    ids = [b.result.batch_id for b in batches]
+    marks = ", ".join(["%s"] * len(ids))
     with wh.transaction():
         # Two runs loading one batch at once (PostgreSQL has no writer lock): the second waits, then
-        # replaces the first's rows, so the batch is there once.
-        wh.xact_lock(f"crm:batch:{batch_id}")
-        wh.execute(f"delete from raw.{spec.name} where _batch_id = %s", (batch_id,))
-        wh.execute("delete from audit.quarantine where batch_id = %s", (batch_id,))
-        wh.execute("delete from audit.load_batches where batch_id = %s", (batch_id,))
-        wh.append_arrow(f"raw.{spec.name}", good_tbl)
-        wh.append_arrow("audit.quarantine", bad_tbl)
-        wh.execute(
-            "insert into audit.load_batches (batch_id, entity, source, source_sha256, encoding, extracted_rows, "
-            "loaded_rows, quarantined_rows, reread_rows, run_date, loaded_at, note) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                batch_id,
-                spec.name,
-                source,
-                source_sha256,
-                encoding,
-                result.extracted_rows,
-                result.loaded_rows,
-                result.quarantined_rows,
-                reread,
-                run_date,
-                now,
-                note,
-            ),
-        )
-        if on_commit := getattr(records, "on_commit", None):
-            on_commit(wh)
-    return result
+        # replaces the first's rows, so the batch is there once. Sorted: two writers never deadlock.
+        for batch_id in sorted(set(ids)):
+            wh.xact_lock(f"crm:batch:{batch_id}")
+        wh.execute(f"delete from raw.{entity} where _batch_id in ({marks})", tuple(ids))
+        wh.execute(f"delete from audit.quarantine where batch_id in ({marks})", tuple(ids))
+        wh.execute(f"delete from audit.load_batches where batch_id in ({marks})", tuple(ids))
+        wh.append_arrow(f"raw.{entity}", pa.concat_tables([b.good for b in batches]))
+        wh.append_arrow("audit.quarantine", pa.concat_tables([b.bad for b in batches]))
+        for b in batches:
+            wh.execute(
+                "insert into audit.load_batches (batch_id, entity, source, source_sha256, encoding, extracted_rows, "
+                "loaded_rows, quarantined_rows, reread_rows, run_date, loaded_at, note) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                b.audit,
+            )
+            if b.on_commit is not None:
+                b.on_commit(wh)
 
 
 class Watermarked(list):
@@ -424,17 +464,15 @@ def fast_loading_enabled() -> bool:
     return os.environ.get("CRM_LOAD_FAST", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _fast_read(wh: Warehouse, spec: EntitySpec, path: Path, data: bytes, tz: ZoneInfo) -> FastBatch | None:
+def _fast_read(spec: EntitySpec, path: Path, data: bytes, tz: ZoneInfo, suppression) -> FastBatch | None:
     """The file normalised column-wise (crm_pipeline.load.fast), or None when it must go record by record."""
-    from crm_pipeline.privacy import Suppression
-
     encoding = detect_encoding(data)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
         return None  # undecodable lines are quarantined one by one
     carry = extra_columns_policy(spec.name) == "carry"
-    fast = try_fast(spec, SUFFIXES[path.suffix.lower()], text, tz, Suppression(wh), carry)
+    fast = try_fast(spec, SUFFIXES[path.suffix.lower()], text, tz, suppression, carry)
     if fast is not None:
         fast.encoding = encoding
     return fast
@@ -444,7 +482,31 @@ def load_file(
     wh: Warehouse, entity: str, path: Path, landing_dir: Path, run_date: dt.date, tz: ZoneInfo, *, force: bool = False
 ) -> BatchResult:
     """Load one landed file as one batch, unless this exact content was loaded before."""
-    spec = SPECS[entity]
+    from crm_pipeline.privacy import Suppression
+
+    checked = _check_file(wh, entity, path, landing_dir, force=force)
+    if isinstance(checked, BatchResult):
+        return checked
+    prepared = _prepare_file(wh, checked, run_date, tz, Suppression(wh))
+    write_batches(wh, [prepared])
+    log.info("loaded %s: %s", prepared.result.source, prepared.result.as_dict())
+    return prepared.result
+
+
+@dataclass
+class _LandedFile:
+    entity: str
+    path: Path
+    source: str
+    data: bytes
+    sha256: str
+    batch_id: str
+
+
+def _check_file(
+    wh: Warehouse, entity: str, path: Path, landing_dir: Path, *, force: bool = False
+) -> _LandedFile | BatchResult:
+    """The file's bytes and batch id, or the skipped result when this exact content was loaded before."""
     try:
         source = path.relative_to(landing_dir).as_posix()
     except ValueError:
@@ -454,29 +516,77 @@ def load_file(
     batch_id = _batch_id(entity, source, sha)
     if not force and wh.fetchone("select 1 from audit.load_batches where batch_id = %s", (batch_id,)):
         return BatchResult(batch_id, entity, source, 0, 0, 0, skipped=True)
-    fast = _fast_read(wh, spec, path, data, tz) if fast_loading_enabled() else None
+    return _LandedFile(entity, path, source, data, sha, batch_id)
+
+
+def _prepare_file(wh: Warehouse, f: _LandedFile, run_date: dt.date, tz: ZoneInfo, suppression) -> PreparedBatch:
+    """A landed file normalised as one batch. Reads nothing from the warehouse, so files can be prepared in threads."""
+    spec = SPECS[f.entity]
+    fast = _fast_read(spec, f.path, f.data, tz, suppression) if fast_loading_enabled() else None
     if fast is not None:
         encoding, header, records = fast.encoding, fast.header, fast.slow
     else:
-        encoding, header, records = read_records(path, data)
-    result = load_batch(
+        encoding, header, records = read_records(f.path, f.data)
+    return prepare_batch(
         wh,
         spec,
-        batch_id,
-        source,
+        f.batch_id,
+        f.source,
         records,
         run_date,
         tz,
         encoding=encoding,
-        source_sha256=sha,
+        source_sha256=f.sha256,
         header=header,
         fast=fast,
+        suppression=suppression,
     )
-    log.info("loaded %s: %s", source, result.as_dict())
-    return result
+
+
+def _group_rows() -> int:
+    """CRM_LOAD_GROUP_ROWS: rows of several files written in one transaction (default 250,000; 1 = file by file)."""
+    return max(1, int(os.environ.get("CRM_LOAD_GROUP_ROWS", "250000")))
 
 
 def load_landing(wh: Warehouse, entity: str, landing_dir: Path, run_date: dt.date, tz: ZoneInfo) -> list[BatchResult]:
-    """Every file under landing/<entity>/ not loaded before (a changed file is a new batch)."""
+    """Every file under landing/<entity>/ not loaded before (a changed file is a new batch).
+
+    Two files are normalised at a time in threads (DuckDB and Arrow release the GIL); they are
+    written in file order, in groups of about CRM_LOAD_GROUP_ROWS rows, one transaction per group.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from crm_pipeline.privacy import Suppression
+
     ensure_tables(wh, [entity])
-    return [load_file(wh, entity, p, landing_dir, run_date, tz) for p in list_files(landing_dir, entity)]
+    suppression = Suppression(wh)
+    slots: list[BatchResult | Future] = []
+    group: list[PreparedBatch] = []
+    pending: list[Future] = []
+
+    def flush() -> None:
+        write_batches(wh, group)
+        for b in group:
+            log.info("loaded %s: %s", b.result.source, b.result.as_dict())
+        group.clear()
+
+    def collect(future: Future) -> None:
+        group.append(future.result())
+        if sum(b.result.extracted_rows for b in group) >= _group_rows():
+            flush()
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crm-load") as pool:
+        for path in list_files(landing_dir, entity):
+            checked = _check_file(wh, entity, path, landing_dir)
+            if isinstance(checked, BatchResult):
+                slots.append(checked)
+                continue
+            future = pool.submit(_prepare_file, wh, checked, run_date, tz, suppression)
+            slots.append(future)
+            pending.append(future)
+            while len(pending) > 2:  # bounded: at most three files' rows in memory besides the group
+                collect(pending.pop(0))
+        while pending:
+            collect(pending.pop(0))
+    flush()
+    return [s.result().result if isinstance(s, Future) else s for s in slots]

@@ -16,6 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# A long forum post in a CSV is one field: the csv module's default limit (131,072 characters)
+# would stop the whole file with an error.
+csv.field_size_limit(2**31 - 1)
+
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 _BAD = "\U0010fffd"  # private-use marker for undecodable bytes; never in real text
 

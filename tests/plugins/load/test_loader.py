@@ -218,3 +218,49 @@ def test_a_table_with_an_empty_first_chunk_is_appended_as_its_rows(crm_env):
         wh.execute("create table raw.chunks (v text)")
         wh.append_arrow("raw.chunks", table)
         assert wh.fetchall("select v from raw.chunks order by v") == [("x",), ("y",)]
+
+
+def test_a_field_longer_than_the_csv_modules_default_limit_loads(crm_env, monkeypatch):
+    landing = crm_env["landing"]
+    (landing / "reviews").mkdir()
+    long_text = "很长的评论" * 40_000  # 200,000 characters, quoted because of the commas
+    text = f'review_id,customer_id,rating,created_at,content\nv1,c1,2,2026-11-01 10:00:00,"{long_text},,"\n'
+    (landing / "reviews" / "r.csv").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("CRM_LOAD_FAST", "0")  # the per-record path, where the csv module reads the field
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        (result,) = load_landing(wh, "reviews", landing, RUN, SH)
+        assert result.loaded_rows == 1
+        assert wh.fetchall("select length(content) from raw.reviews") == [(200_002,)]
+
+
+@pytest.mark.parametrize("group_rows", ["1", "1000000"])
+def test_a_failed_write_keeps_no_part_of_its_group_and_a_rerun_loads_everything(crm_env, monkeypatch, group_rows):
+    """Files are written in groups, one transaction each: a group is there whole or not at all."""
+    landing = crm_env["landing"]
+    (landing / "orders").mkdir()
+    for i in range(3):
+        (landing / "orders" / f"o{i}.csv").write_text(
+            f"order_id,customer_id,ordered_at,status,total_amount\no{i},c1,2026-11-01 10:00:00,paid,1\n",
+            encoding="utf-8",
+        )
+    monkeypatch.setenv("CRM_LOAD_GROUP_ROWS", group_rows)
+    real = Warehouse.append_arrow
+
+    def failing_on_o1(self, table_name, table):
+        if table_name == "raw.orders" and "o1" in table.column("order_id").to_pylist():
+            raise RuntimeError("disk full")  # the database refuses the write of the group holding o1
+        return real(self, table_name, table)
+
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        monkeypatch.setattr(Warehouse, "append_arrow", failing_on_o1)
+        with pytest.raises(RuntimeError, match="disk full"):
+            load_landing(wh, "orders", landing, RUN, SH)
+        kept = wh.fetchall("select order_id from raw.orders order by 1")
+        # File by file, the first group (o0) committed before the failure; as one group, nothing did.
+        assert kept == ([("o0",)] if group_rows == "1" else [])
+        assert len(wh.fetchall("select batch_id from audit.load_batches")) == len(kept)
+        monkeypatch.setattr(Warehouse, "append_arrow", real)
+        again = load_landing(wh, "orders", landing, RUN, SH)
+        assert [r.skipped for r in again] == [group_rows == "1", False, False]
+        assert wh.fetchall("select order_id from raw.orders order by 1") == [("o0",), ("o1",), ("o2",)]
+        assert wh.fetchall("select count(*) from audit.load_batches") == [(3,)]
