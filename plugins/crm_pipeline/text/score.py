@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -46,6 +47,9 @@ COLUMNS = [
 ]
 _SQL_TYPES = {"text": "varchar", "double": "double precision", "bool": "boolean", "timestamp": "timestamp"}
 CHUNK = 50_000
+# Texts per task sent to a scoring process, and how many pending texts make processes worth starting.
+PARALLEL_CHUNK = 10_000
+PARALLEL_MIN = 40_000
 
 
 @dataclass
@@ -78,42 +82,104 @@ def _pending(wh: Warehouse, source: str, version: str) -> list[tuple[str, str, s
     )
 
 
+def scoring_workers() -> int:
+    """CRM_SCORING_WORKERS: processes that score texts (default: one per core; 1 = in this process)."""
+    return max(1, int(os.environ.get("CRM_SCORING_WORKERS") or os.cpu_count() or 1))
+
+
+_WORKER = None  # the classifier of a scoring process
+
+
+def _start_worker() -> None:
+    global _WORKER
+    from crm_pipeline.text.classifier import Classifier
+
+    _WORKER = Classifier()
+
+
+def _score_in_worker(texts: list[str]) -> tuple[str, float, list]:
+    t0 = time.perf_counter()
+    verdicts = _WORKER.score_many(texts)
+    return _WORKER.version, time.perf_counter() - t0, verdicts
+
+
+class _Scorer:
+    """score_many in this process, or spread over processes (each with its own classifier) for large runs."""
+
+    def __init__(self, clf, own_classifier: bool):
+        self.clf, self.pool, self.seconds = clf, None, 0.0
+        self.parallel = own_classifier and scoring_workers() > 1
+
+    def score(self, texts: list[str]) -> list:
+        if not self.parallel or len(texts) < PARALLEL_MIN:
+            t0 = time.perf_counter()
+            verdicts = self.clf.score_many(texts)
+            self.seconds += time.perf_counter() - t0
+            return verdicts
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: this process has DuckDB and Arrow threads running.
+            self.pool = ProcessPoolExecutor(
+                scoring_workers(), mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+            )
+        chunks = [texts[i : i + PARALLEL_CHUNK] for i in range(0, len(texts), PARALLEL_CHUNK)]
+        verdicts = []
+        for version, seconds, part in self.pool.map(_score_in_worker, chunks):
+            if version != self.clf.version:  # a worker read another cue table or model
+                raise RuntimeError(f"scoring process has classifier {version}, this one {self.clf.version}")
+            self.seconds += seconds  # classifier time on one core, summed over processes
+            verdicts.extend(part)
+        return verdicts
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
 def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
-    """Score every text not yet scored by this classifier version; one transaction per source."""
+    """Score every text not yet scored by this classifier version; one transaction per source.
+
+    Large runs are scored in CRM_SCORING_WORKERS processes (the classifier is pure Python).
+    """
     from crm_pipeline.text.classifier import Classifier
 
     clf = classifier or Classifier()
     ensure_table(wh)
-    total, seconds, by_source = 0, 0.0, {}
-    for source in TEXT_SOURCES:
-        rows = _pending(wh, source, clf.version)
-        by_source[source] = len(rows)
-        if not rows:
-            continue
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        with wh.transaction():
-            for start in range(0, len(rows), CHUNK):
-                chunk = rows[start : start + CHUNK]
-                t0 = time.perf_counter()
-                verdicts = clf.score_many([text for _, text, _ in chunk])
-                seconds += time.perf_counter() - t0
-                batch = pa.table(
-                    {
-                        "source": [source] * len(chunk),
-                        "record_id": [r[0] for r in chunk],
-                        "text_hash": [r[2] for r in chunk],
-                        "classifier_version": [clf.version] * len(chunk),
-                        "language": [v.language for v in verdicts],
-                        "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
-                        "is_negative": [v.is_negative for v in verdicts],
-                        "category": [v.category for v in verdicts],
-                        "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
-                        "scored_at": pa.array([now] * len(chunk), pa.timestamp("us")),
-                    }
-                )
-                wh.append_arrow("scoring.text_scores", batch)
-        total += len(rows)
-    return ScoreRun(total, seconds, by_source)
+    total, by_source = 0, {}
+    scorer = _Scorer(clf, own_classifier=classifier is None)
+    try:
+        for source in TEXT_SOURCES:
+            rows = _pending(wh, source, clf.version)
+            by_source[source] = len(rows)
+            if not rows:
+                continue
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+            all_verdicts = scorer.score([text for _, text, _ in rows])
+            with wh.transaction():
+                for start in range(0, len(rows), CHUNK):
+                    chunk = rows[start : start + CHUNK]
+                    verdicts = all_verdicts[start : start + CHUNK]
+                    batch = pa.table(
+                        {
+                            "source": [source] * len(chunk),
+                            "record_id": [r[0] for r in chunk],
+                            "text_hash": [r[2] for r in chunk],
+                            "classifier_version": [clf.version] * len(chunk),
+                            "language": [v.language for v in verdicts],
+                            "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
+                            "is_negative": [v.is_negative for v in verdicts],
+                            "category": [v.category for v in verdicts],
+                            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
+                            "scored_at": pa.array([now] * len(chunk), pa.timestamp("us")),
+                        }
+                    )
+                    wh.append_arrow("scoring.text_scores", batch)
+            total += len(rows)
+    finally:
+        scorer.close()
+    return ScoreRun(total, scorer.seconds, by_source)
 
 
 def prune(wh: Warehouse, version: str) -> int:

@@ -83,3 +83,26 @@ def test_missing_sources_score_nothing(crm_env):
         run = score_pending(wh, Classifier())
         assert run.scored == 0
         assert wh.fetchone("select count(*) from scoring.text_scores")[0] == 0
+
+
+def test_processes_score_as_this_process_does(crm_env, monkeypatch, tmp_path):
+    """Large runs are spread over scoring processes; every row must be what one process writes."""
+    import crm_pipeline.text.score as score
+
+    texts = ["快递太慢了", "Love it", "客服态度很差，再也不买了", "质量很好，物流也快", "屏幕有划痕", "price is too high"]
+    _land(crm_env["landing"], "a.jsonl", [(f"p{i}", f"{texts[i % len(texts)]} #{i}") for i in range(60)])
+    monkeypatch.setattr(score, "PARALLEL_MIN", 10)  # these 60 texts go to processes, 7 at a time
+    monkeypatch.setattr(score, "PARALLEL_CHUNK", 7)
+    runs = {}
+    for workers in ("2", "1"):
+        monkeypatch.setenv("CRM_SCORING_WORKERS", workers)
+        with Warehouse.from_url(crm_env["url"]) as wh:
+            wh.execute("drop table if exists scoring.text_scores")
+            load_landing(wh, "forum_posts", crm_env["landing"], RUN, SH)
+            assert score_pending(wh).scored == 60
+            runs[workers] = wh.fetchall(
+                "select record_id, text_hash, language, sentiment_score, is_negative, category, cues "
+                "from scoring.text_scores order by record_id"
+            )
+    assert len(runs["2"]) == 60 and runs["2"] == runs["1"]
+    assert {r[4] for r in runs["1"]} == {True, False}  # both verdicts occur
