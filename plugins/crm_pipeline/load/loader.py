@@ -560,33 +560,33 @@ def load_landing(wh: Warehouse, entity: str, landing_dir: Path, run_date: dt.dat
 
     ensure_tables(wh, [entity])
     suppression = Suppression(wh)
-    slots: list[BatchResult | Future] = []
+    results: list[BatchResult | None] = []
     group: list[PreparedBatch] = []
-    pending: list[Future] = []
+    pending: list[tuple[int, Future]] = []
 
     def flush() -> None:
         write_batches(wh, group)
         for b in group:
             log.info("loaded %s: %s", b.result.source, b.result.as_dict())
-        group.clear()
+        group.clear()  # the rows are written: keep only each batch's result
 
-    def collect(future: Future) -> None:
-        group.append(future.result())
+    def collect(slot: int, future: Future) -> None:
+        prepared = future.result()
+        results[slot] = prepared.result
+        group.append(prepared)
         if sum(b.result.extracted_rows for b in group) >= _group_rows():
             flush()
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crm-load") as pool:
         for path in list_files(landing_dir, entity):
             checked = _check_file(wh, entity, path, landing_dir)
+            results.append(checked if isinstance(checked, BatchResult) else None)
             if isinstance(checked, BatchResult):
-                slots.append(checked)
                 continue
-            future = pool.submit(_prepare_file, wh, checked, run_date, tz, suppression)
-            slots.append(future)
-            pending.append(future)
+            pending.append((len(results) - 1, pool.submit(_prepare_file, wh, checked, run_date, tz, suppression)))
             while len(pending) > 2:  # bounded: at most three files' rows in memory besides the group
-                collect(pending.pop(0))
+                collect(*pending.pop(0))
         while pending:
-            collect(pending.pop(0))
+            collect(*pending.pop(0))
     flush()
-    return [s.result().result if isinstance(s, Future) else s for s in slots]
+    return results
