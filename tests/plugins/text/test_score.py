@@ -89,7 +89,7 @@ def test_processes_score_as_this_process_does(crm_env, monkeypatch, tmp_path):
     """Large runs are spread over scoring processes; every row must be what one process writes."""
     import crm_pipeline.text.score as score
 
-    texts = ["快递太慢了", "Love it", "客服态度很差，再也不买了", "质量很好，物流也快", "屏幕有划痕", "price is too high"]
+    texts = ["快递太慢了", "Love it", "客服态度很差，再也不买了", "质量很好，物流也快", "屏幕有划痕", "too pricey"]
     _land(crm_env["landing"], "a.jsonl", [(f"p{i}", f"{texts[i % len(texts)]} #{i}") for i in range(60)])
     monkeypatch.setattr(score, "PARALLEL_MIN", 10)  # these 60 texts go to processes, 7 at a time
     monkeypatch.setattr(score, "PARALLEL_CHUNK", 7)
