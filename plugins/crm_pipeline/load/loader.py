@@ -367,6 +367,31 @@ def prepare_batch(
     return PreparedBatch(spec, good_tbl, bad_tbl, result, audit, getattr(records, "on_commit", None))
 
 
+_LAST_STAMP: list[dt.datetime] = []
+
+
+def _stamp_in_order(batches: list[PreparedBatch]) -> None:
+    """Load times taken now, strictly increasing in file order.
+
+    Staging keeps the version loaded last (macro version_order), so a later file must carry a
+    later _loaded_at however long each file took to prepare in its thread.
+    """
+    import pyarrow as pa
+
+    for b in batches:
+        stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if _LAST_STAMP and stamp <= _LAST_STAMP[0]:
+            stamp = _LAST_STAMP[0] + dt.timedelta(microseconds=1)
+        _LAST_STAMP[:] = [stamp]
+        for attr, column in (("good", "_loaded_at"), ("bad", "quarantined_at")):
+            table = getattr(b, attr)
+            i = table.schema.get_field_index(column)
+            setattr(
+                b, attr, table.set_column(i, column, pa.repeat(pa.scalar(stamp, pa.timestamp("us")), table.num_rows))
+            )
+        b.audit = (*b.audit[:10], stamp, *b.audit[11:])
+
+
 def write_batches(wh: Warehouse, batches: list[PreparedBatch]) -> None:
     """Write batches of one entity in one transaction: each replaces its earlier rows, if any.
 
@@ -377,6 +402,7 @@ def write_batches(wh: Warehouse, batches: list[PreparedBatch]) -> None:
 
     if not batches:
         return
+    _stamp_in_order(batches)
     entity = batches[0].spec.name
     assert all(b.spec.name == entity for b in batches), "one entity per write"
     ids = [b.result.batch_id for b in batches]

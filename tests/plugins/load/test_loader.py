@@ -264,3 +264,23 @@ def test_a_failed_write_keeps_no_part_of_its_group_and_a_rerun_loads_everything(
         assert [r.skipped for r in again] == [group_rows == "1", False, False]
         assert wh.fetchall("select order_id from raw.orders order by 1") == [("o0",), ("o1",), ("o2",)]
         assert wh.fetchall("select count(*) from audit.load_batches") == [(3,)]
+
+
+def test_a_later_file_is_loaded_later_however_long_each_takes_to_prepare(crm_env):
+    """Staging keeps the version loaded last: files prepared in threads must still be stamped in file order."""
+    landing = crm_env["landing"]
+    (landing / "orders").mkdir()
+    big = "".join(f"o{i},c1,2026-11-01 10:00:00,paid,1\n" for i in range(60_000))  # slow to prepare
+    header = "order_id,customer_id,ordered_at,status,total_amount\n"
+    (landing / "orders" / "a.csv").write_text(header + big, encoding="utf-8")
+    (landing / "orders" / "b.csv").write_text(header + "o1,c1,2026-11-01 10:00:00,completed,1\n", encoding="utf-8")
+    (landing / "orders" / "c.csv").write_text(header + "o1,c1,2026-11-01 10:00:00,refunded,1\n", encoding="utf-8")
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        load_landing(wh, "orders", landing, RUN, SH)
+        stamps = wh.fetchall(
+            "select _source, min(_loaded_at), max(_loaded_at) from raw.orders group by _source order by _source"
+        )
+        loaded = wh.fetchall("select source, loaded_at from audit.load_batches order by source")
+    assert [s for s, _, _ in stamps] == ["orders/a.csv", "orders/b.csv", "orders/c.csv"]
+    assert stamps[0][2] < stamps[1][1] and stamps[1][2] < stamps[2][1]
+    assert [t for _, t in loaded] == [lo for _, lo, _ in stamps]
