@@ -387,10 +387,9 @@ def _fast_jsonl(spec, text, tz, suppression, carry) -> FastBatch | None:
     }
     if extras and carry:
         return None
-    line_of = dict(zip(range(len(lines)), lines, strict=True))
 
     def slow_records(idx: list[int]) -> list[RawRecord]:
-        recs = [jsonl_record(i + 1, line_of[i]) for i in idx]
+        recs = [jsonl_record(i + 1, lines[i]) for i in idx]
         return [r for r in recs if r is not None]
 
     return _split(spec, out, slow_records, None, extras, suppression)

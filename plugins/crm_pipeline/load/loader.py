@@ -235,10 +235,10 @@ class PreparedBatch:
     on_commit: object = None
 
 
-def load_batch(*args, **kwargs) -> BatchResult:
+def load_batch(wh: Warehouse, *args, **kwargs) -> BatchResult:
     """Normalise one batch and write it in its own transaction (prepare_batch, then write_batches)."""
-    prepared = prepare_batch(*args, **kwargs)
-    write_batches(args[0] if args else kwargs["wh"], [prepared])
+    prepared = prepare_batch(wh, *args, **kwargs)
+    write_batches(wh, [prepared])
     return prepared.result
 
 
@@ -259,7 +259,7 @@ def prepare_batch(
     fast: FastBatch | None = None,
     suppression=None,
 ) -> PreparedBatch:
-    """Normalise, split into loaded and quarantined rows, and write both with the batch's audit row.
+    """Normalise and split into loaded and quarantined rows, with the batch's audit row (written by write_batches).
 
     With `fast`, the rows it normalised column-wise are added as they are and `records` are the
     rest, which take the per-record path.
@@ -332,7 +332,7 @@ def prepare_batch(
                 for k in good
             }
         )
-        good_tbl = pa.concat_tables([good_tbl, fast_tbl]) if good_tbl.num_rows else fast_tbl
+        good_tbl = pa.concat_tables([good_tbl, fast_tbl])
     qtypes = dict(AUDIT_DDL["quarantine"])
     bad_tbl = pa.table({k: pa.array(v, type=_arrow_type(qtypes[k])) for k, v in bad.items()})
     drift = _drift_note(spec, extras_seen, header, "carry" if carry else "ignore")
