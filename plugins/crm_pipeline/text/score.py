@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -47,6 +48,8 @@ COLUMNS = [
 ]
 _SQL_TYPES = {"text": "varchar", "double": "double precision", "bool": "boolean", "timestamp": "timestamp"}
 CHUNK = 50_000
+# Pending texts read, scored and written at a time (one transaction each).
+SLICE = 200_000
 # Texts per task sent to a scoring process, and how many pending texts make processes worth starting.
 PARALLEL_CHUNK = 10_000
 PARALLEL_MIN = 40_000
@@ -69,17 +72,39 @@ def ensure_table(wh: Warehouse) -> None:
     wh.execute(f"create table if not exists scoring.text_scores ({cols})")
 
 
-def _pending(wh: Warehouse, source: str, version: str) -> list[tuple[str, str, str]]:
+def _stage_pending(wh: Warehouse, source: str, version: str) -> tuple[str, int]:
+    """Number the source's texts not yet scored by `version` into a work table; its name and row count.
+
+    The texts are read from it a slice at a time, so a run's memory does not
+    grow with the backlog. DuckDB: a table in `scoring` (one writer process
+    holds the file); PostgreSQL: a temporary table of this session.
+    """
     table, id_col, text_col, extra = TEXT_SOURCES[source]
+    work = "scoring._pending_texts" if wh.kind == "duckdb" else "pg_temp.pending_texts"
+    wh.execute(f"drop table if exists {work}")
     if not wh.table_exists("raw", table):
-        return []
-    return wh.fetchall(
-        f"select distinct r.{id_col}, r.{text_col}, md5(r.{text_col}) from raw.{table} r "
-        "left join scoring.text_scores s on s.source = %s and s.record_id = r." + id_col + " "
+        return work, 0
+    wh.execute(
+        f"create table {work} as select row_number() over (order by record_id, text_hash) as n, record_id, "
+        "text, text_hash from ("
+        f"select distinct r.{id_col} as record_id, r.{text_col} as text, md5(r.{text_col}) as text_hash "
+        "from raw." + table + " r left join scoring.text_scores s on s.source = %s and s.record_id = r." + id_col + " "
         f"and s.text_hash = md5(r.{text_col}) and s.classifier_version = %s "
-        f"where s.record_id is null and r.{id_col} is not null and r.{text_col} is not null {extra}",
+        f"where s.record_id is null and r.{id_col} is not null and r.{text_col} is not null {extra}) p",
         (source, version),
     )
+    if wh.kind == "postgres":
+        wh.execute(f"create index on {work} (n)")
+        wh.execute(f"analyze {work}")
+    return work, int(wh.fetchone(f"select count(*) from {work}")[0])
+
+
+def _slices(wh: Warehouse, work: str, count: int) -> Iterator[list[tuple[str, str, str]]]:
+    for start in range(0, count, SLICE):
+        yield wh.fetchall(
+            f"select record_id, text, text_hash from {work} where n > %s and n <= %s order by n",
+            (start, start + SLICE),
+        )
 
 
 def scoring_workers() -> int:
@@ -110,8 +135,8 @@ class _Scorer:
         self.clf, self.pool, self.seconds = clf, None, 0.0
         self.parallel = own_classifier and scoring_workers() > 1
 
-    def score(self, texts: list[str]) -> list:
-        if not self.parallel or len(texts) < PARALLEL_MIN:
+    def score(self, texts: list[str], parallel: bool) -> list:
+        if not (self.parallel and parallel):
             t0 = time.perf_counter()
             verdicts = self.clf.score_many(texts)
             self.seconds += time.perf_counter() - t0
@@ -139,9 +164,11 @@ class _Scorer:
 
 
 def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
-    """Score every text not yet scored by this classifier version; one transaction per source.
+    """Score every text not yet scored by this classifier version, SLICE texts per transaction.
 
-    Large runs are scored in CRM_SCORING_WORKERS processes (the classifier is pure Python).
+    A source with PARALLEL_MIN pending texts or more is scored in CRM_SCORING_WORKERS
+    processes (the classifier is pure Python). A run stopped half-way keeps the
+    slices it wrote; the next run scores the rest.
     """
     from crm_pipeline.text.classifier import Classifier
 
@@ -151,35 +178,39 @@ def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
     scorer = _Scorer(clf, own_classifier=classifier is None)
     try:
         for source in TEXT_SOURCES:
-            rows = _pending(wh, source, clf.version)
-            by_source[source] = len(rows)
-            if not rows:
-                continue
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-            all_verdicts = scorer.score([text for _, text, _ in rows])
-            with wh.transaction():
-                for start in range(0, len(rows), CHUNK):
-                    chunk = rows[start : start + CHUNK]
-                    verdicts = all_verdicts[start : start + CHUNK]
-                    batch = pa.table(
-                        {
-                            "source": [source] * len(chunk),
-                            "record_id": [r[0] for r in chunk],
-                            "text_hash": [r[2] for r in chunk],
-                            "classifier_version": [clf.version] * len(chunk),
-                            "language": [v.language for v in verdicts],
-                            "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
-                            "is_negative": [v.is_negative for v in verdicts],
-                            "category": [v.category for v in verdicts],
-                            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
-                            "scored_at": pa.array([now] * len(chunk), pa.timestamp("us")),
-                        }
-                    )
-                    wh.append_arrow("scoring.text_scores", batch)
-            total += len(rows)
+            work, count = _stage_pending(wh, source, clf.version)
+            by_source[source] = count
+            try:
+                for rows in _slices(wh, work, count):
+                    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+                    verdicts = scorer.score([text for _, text, _ in rows], parallel=count >= PARALLEL_MIN)
+                    with wh.transaction():
+                        for at in range(0, len(rows), CHUNK):
+                            _write(wh, source, clf.version, now, rows[at : at + CHUNK], verdicts[at : at + CHUNK])
+                    total += len(rows)
+            finally:  # the work table holds people's texts: never leave it behind
+                wh.execute(f"drop table if exists {work}")
     finally:
         scorer.close()
     return ScoreRun(total, scorer.seconds, by_source)
+
+
+def _write(wh: Warehouse, source: str, version: str, now: dt.datetime, rows: list, verdicts: list) -> None:
+    batch = pa.table(
+        {
+            "source": [source] * len(rows),
+            "record_id": [r[0] for r in rows],
+            "text_hash": [r[2] for r in rows],
+            "classifier_version": [version] * len(rows),
+            "language": [v.language for v in verdicts],
+            "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
+            "is_negative": [v.is_negative for v in verdicts],
+            "category": [v.category for v in verdicts],
+            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
+            "scored_at": pa.array([now] * len(rows), pa.timestamp("us")),
+        }
+    )
+    wh.append_arrow("scoring.text_scores", batch)
 
 
 def prune(wh: Warehouse, version: str) -> int:

@@ -106,3 +106,50 @@ def test_processes_score_as_this_process_does(crm_env, monkeypatch, tmp_path):
             )
     assert len(runs["2"]) == 60 and runs["2"] == runs["1"]
     assert {r[4] for r in runs["1"]} == {True, False}  # both verdicts occur
+
+
+class _StopsAt:
+    """The classifier, but its `calls`-th score_many raises (a run killed half-way)."""
+
+    def __init__(self, calls: int):
+        self.clf, self.calls = Classifier(), calls
+        self.version = self.clf.version
+
+    def score_many(self, texts):
+        self.calls -= 1
+        if self.calls == 0:
+            raise RuntimeError("stopped")
+        return self.clf.score_many(texts)
+
+
+def test_slices_commit_one_by_one_and_end_as_one_run(crm_env, monkeypatch):
+    """Pending texts are scored SLICE at a time: a stopped run keeps its written slices, leaves no work table,
+    and the next run scores exactly the rest; the rows equal those of a run in one slice."""
+    import crm_pipeline.text.score as score
+
+    texts = ["快递太慢了", "Love it", "客服态度很差", "质量很好", "屏幕有划痕", "too pricey", "退款太慢"]
+    _land(crm_env["landing"], "a.jsonl", [(f"p{i:02}", f"{texts[i % len(texts)]} #{i}") for i in range(10)])
+    work_tables = "select count(*) from information_schema.tables where table_name like '%pending_texts%'"
+    rows = (
+        "select record_id, text_hash, classifier_version, language, sentiment_score, is_negative, category, cues "
+        "from scoring.text_scores order by record_id"
+    )
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        load_landing(wh, "forum_posts", crm_env["landing"], RUN, SH)
+        monkeypatch.setattr(score, "SLICE", 3)
+        try:
+            score_pending(wh, _StopsAt(3))
+            raise AssertionError("the stopped run did not raise")
+        except RuntimeError as e:
+            assert str(e) == "stopped"
+        kept = wh.fetchall("select record_id from scoring.text_scores order by record_id")
+        assert kept == [(f"p{i:02}",) for i in range(6)]  # slices 1 and 2 (in record id order), not 3
+        assert wh.fetchone(work_tables)[0] == 0
+        rest = score_pending(wh, Classifier())
+        assert rest.scored == 4 and rest.by_source["forum"] == 4
+        sliced = wh.fetchall(rows)
+        monkeypatch.setattr(score, "SLICE", 1000)
+        wh.execute("delete from scoring.text_scores")
+        assert score_pending(wh, Classifier()).scored == 10
+        assert wh.fetchall(rows) == sliced and len(sliced) == 10
+        assert wh.fetchone(work_tables)[0] == 0
