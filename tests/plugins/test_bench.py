@@ -62,3 +62,28 @@ def test_the_incremental_day_delta_updates_adds_and_edits_about_one_percent(tmp_
     posts = rows(landing / "forum_posts" / f"delta_{day}.csv")
     assert any(p["content"].endswith("（已编辑）") for p in posts)  # edits of existing posts
     assert written == len(delta) + len(posts) + len(rows(landing / "chat_messages" / f"delta_{day}.csv"))
+
+
+def test_peak_counts_child_processes_and_starts_afresh_for_each_stage():
+    """A stage's peak includes processes it starts (dbt, scoring workers); the next stage's does not carry it."""
+    import subprocess
+    import sys
+    import time
+
+    from crm_pipeline.bench import Peak
+
+    hold = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    with Peak(every=0.05) as quiet:
+        pass
+    with Peak(every=0.05) as child:
+        subprocess.run([sys.executable, "-c", hold], check=True)
+    assert child.mb >= quiet.mb + 290  # the child's 300 MB, touched page by page
+    with Peak(every=60) as mine:  # one sample, at the start
+        time.sleep(0.3)
+        b = bytearray(200 * 2**20)
+        b[::4096] = b"x" * len(b[::4096])
+        del b
+    with Peak(every=0.05) as after:
+        pass
+    assert mine.mb >= quiet.mb + 190  # freed before the sampler saw it: only the high-water mark knows
+    assert after.mb < mine.mb - 150  # reset: the next stage starts from what is resident now
