@@ -30,6 +30,23 @@ class DbtResult:
     output: str
 
 
+# DuckDB's buffer for dbt, unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: 80% of RAM (DuckDB's own
+# default) but at most this, so a scale-L build stays under 8 GB on any machine (it spills beyond it).
+DUCKDB_MEMORY_CAP_BYTES = 6_000_000_000
+
+
+def _ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def duckdb_memory_limit() -> str:
+    """CRM_DUCKDB_MEMORY_LIMIT when set, else the smaller of 80% of RAM and DUCKDB_MEMORY_CAP_BYTES."""
+    explicit = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "").strip()
+    if explicit:
+        return explicit
+    return f"{min(int(0.8 * _ram_bytes()), DUCKDB_MEMORY_CAP_BYTES) // 2**20}MiB"
+
+
 def dbt_env(target: WarehouseTarget) -> dict[str, str]:
     env = dict(os.environ)
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
@@ -37,6 +54,7 @@ def dbt_env(target: WarehouseTarget) -> dict[str, str]:
     if target.kind == "duckdb":
         env["CRM_DBT_TARGET"] = "duckdb"
         env["CRM_DUCKDB_PATH"] = str(target.path)
+        env["CRM_DUCKDB_MEMORY_LIMIT"] = duckdb_memory_limit()
     else:
         env.update(
             CRM_DBT_TARGET="postgres",
