@@ -6,7 +6,7 @@ Builds the marts for one as-of day: applies new deletion requests
 new or edited texts for
 negative feedback (`scoring.text_scores`), runs dbt (`dbt seed`, then
 `dbt build`: staging, intermediate and marts into `marts_build`, with their
-data and unit tests), checks the built marts with the `marts.*` GX suites,
+data tests), checks the built marts with the `marts.*` GX suites,
 and publishes every mart to `marts` in one transaction. A failing dbt test
 or critical check publishes nothing: BI keeps reading the last good
 version. A failing dbt test fails the run without retries: it is a data
