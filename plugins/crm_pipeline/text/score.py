@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -85,7 +85,7 @@ def _stage_pending(wh: Warehouse, source: str, version: str) -> tuple[str, int]:
     if not wh.table_exists("raw", table):
         return work, 0
     wh.execute(
-        f"create table {work} as select row_number() over (order by record_id, text_hash) as n, record_id, "
+        f"create table {work} as select row_number() over () as n, record_id, "
         "text, text_hash from ("
         f"select distinct r.{id_col} as record_id, r.{text_col} as text, md5(r.{text_col}) as text_hash "
         "from raw." + table + " r left join scoring.text_scores s on s.source = %s and s.record_id = r." + id_col + " "
@@ -135,12 +135,17 @@ class _Scorer:
         self.clf, self.pool, self.seconds = clf, None, 0.0
         self.parallel = own_classifier and scoring_workers() > 1
 
-    def score(self, texts: list[str], parallel: bool) -> list:
+    def submit(self, texts: list[str], parallel: bool) -> Callable[[], list]:
+        """Start scoring `texts`; the returned call gives their verdicts (in processes: while this one writes)."""
         if not (self.parallel and parallel):
-            t0 = time.perf_counter()
-            verdicts = self.clf.score_many(texts)
-            self.seconds += time.perf_counter() - t0
-            return verdicts
+
+            def here() -> list:  # when asked: nothing else would run meanwhile
+                t0 = time.perf_counter()
+                verdicts = self.clf.score_many(texts)
+                self.seconds += time.perf_counter() - t0
+                return verdicts
+
+            return here
         if self.pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -149,18 +154,26 @@ class _Scorer:
             self.pool = ProcessPoolExecutor(
                 scoring_workers(), mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
             )
-        chunks = [texts[i : i + PARALLEL_CHUNK] for i in range(0, len(texts), PARALLEL_CHUNK)]
-        verdicts = []
-        for version, seconds, part in self.pool.map(_score_in_worker, chunks):
-            if version != self.clf.version:  # a worker read another cue table or model
-                raise RuntimeError(f"scoring process has classifier {version}, this one {self.clf.version}")
-            self.seconds += seconds  # classifier time on one core, summed over processes
-            verdicts.extend(part)
-        return verdicts
+        futures = [
+            self.pool.submit(_score_in_worker, texts[i : i + PARALLEL_CHUNK])
+            for i in range(0, len(texts), PARALLEL_CHUNK)
+        ]
+
+        def result() -> list:
+            verdicts = []
+            for future in futures:
+                version, seconds, part = future.result()
+                if version != self.clf.version:  # a worker read another cue table or model
+                    raise RuntimeError(f"scoring process has classifier {version}, this one {self.clf.version}")
+                self.seconds += seconds  # classifier time on one core, summed over processes
+                verdicts.extend(part)
+            return verdicts
+
+        return result
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
 
 
 def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
@@ -181,18 +194,29 @@ def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
             work, count = _stage_pending(wh, source, clf.version)
             by_source[source] = count
             try:
+                # Slice k+1 is being scored while slice k is written.
+                waiting = None
                 for rows in _slices(wh, work, count):
-                    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-                    verdicts = scorer.score([text for _, text, _ in rows], parallel=count >= PARALLEL_MIN)
-                    with wh.transaction():
-                        for at in range(0, len(rows), CHUNK):
-                            _write(wh, source, clf.version, now, rows[at : at + CHUNK], verdicts[at : at + CHUNK])
-                    total += len(rows)
+                    started = (rows, scorer.submit([text for _, text, _ in rows], parallel=count >= PARALLEL_MIN))
+                    if waiting:
+                        total += _write_slice(wh, source, clf.version, *waiting)
+                    waiting = started
+                if waiting:
+                    total += _write_slice(wh, source, clf.version, *waiting)
             finally:  # the work table holds people's texts: never leave it behind
                 wh.execute(f"drop table if exists {work}")
     finally:
         scorer.close()
     return ScoreRun(total, scorer.seconds, by_source)
+
+
+def _write_slice(wh: Warehouse, source: str, version: str, rows: list, verdicts: Callable[[], list]) -> int:
+    done = verdicts()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    with wh.transaction():
+        for at in range(0, len(rows), CHUNK):
+            _write(wh, source, version, now, rows[at : at + CHUNK], done[at : at + CHUNK])
+    return len(rows)
 
 
 def _write(wh: Warehouse, source: str, version: str, now: dt.datetime, rows: list, verdicts: list) -> None:
