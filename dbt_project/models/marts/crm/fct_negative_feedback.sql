@@ -44,18 +44,23 @@ negatives as (
 
 product_repeats as (
 
-    {#- Negatives on the same product in the window ending at this one. -#}
+    {#- Negatives on the same product in the window ending at this one: those
+        at or before it and less than repeat_product_days earlier. A range
+        window, not a self-join (which paired every negative with every other
+        on its product). Timestamps are whole microseconds, so "less than N
+        days earlier" is "at most N days less 1 microsecond". -#}
     select
-        this.feedback_source,
-        this.source_record_id,
-        count(*) as product_negatives
-    from negatives as this
-    inner join negatives as earlier
-        on
-            this.product_id = earlier.product_id
-            and this.occurred_at >= earlier.occurred_at
-            and this.occurred_at - interval '{{ var("repeat_product_days") }} days' < earlier.occurred_at
-    group by this.feedback_source, this.source_record_id
+        feedback_source,
+        source_record_id,
+        count(*) over (
+            partition by product_id
+            order by occurred_at
+            range between
+                interval '{{ var("repeat_product_days") }} days' - interval '1 microsecond' preceding
+                and current row
+        ) as product_negatives
+    from negatives
+    where product_id is not null and occurred_at is not null
 
 ),
 
