@@ -48,16 +48,15 @@ product_repeats as (
         at or before it and less than repeat_product_days earlier. A range
         window, not a self-join (which paired every negative with every other
         on its product). Timestamps are whole microseconds, so "less than N
-        days earlier" is "at most N days less 1 microsecond". -#}
+        days earlier" is "at most N days less 1 microsecond" earlier. -#}
+    {%- set window_us = (var("repeat_product_days") | int) * 86400000000 - 1 %}
     select
         feedback_source,
         source_record_id,
         count(*) over (
             partition by product_id
             order by occurred_at
-            range between
-                interval '{{ var("repeat_product_days") }} days' - interval '1 microsecond' preceding
-                and current row
+            range between interval '{{ window_us }} microseconds' preceding and current row
         ) as product_negatives
     from negatives
     where product_id is not null and occurred_at is not null
