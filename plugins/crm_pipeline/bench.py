@@ -34,7 +34,7 @@ END = dt.date(2026, 11, 22)
 
 
 class Peak:
-    """Peak memory of one stage: this process and every process under it (dbt, scoring workers), in MB.
+    """Peak memory of one stage: this process (unless own=False) and every process under it, in MB.
 
     The resident sizes of the whole process tree are summed every `every`
     seconds by a thread; this process's own high-water mark is reset when the
@@ -43,25 +43,28 @@ class Peak:
     than the interval can be.
     """
 
-    def __init__(self, every: float = 0.1):
-        self.every, self.mb = every, 0.0
+    def __init__(self, every: float = 0.1, own: bool = True):
+        self.every, self.own, self.mb = every, own, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> Peak:
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
+        if self.own:
+            with contextlib.suppress(OSError):
+                Path("/proc/self/clear_refs").write_text("5")
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.mb = max(self.mb, _status_kb(os.getpid(), "VmHWM") / 1024)
+        if self.own:
+            self.mb = max(self.mb, _status_kb(os.getpid(), "VmHWM") / 1024)
 
     def _sample(self) -> None:
         while True:
-            self.mb = max(self.mb, sum(_status_kb(pid, "VmRSS") for pid in _tree(os.getpid())) / 1024)
+            pids = _tree(os.getpid())[0 if self.own else 1 :]
+            self.mb = max(self.mb, sum(_status_kb(pid, "VmRSS") for pid in pids) / 1024)
             if self._stop.wait(self.every):
                 return
 
@@ -140,53 +143,115 @@ def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
     return n + write("forum_posts", new_posts + edits)
 
 
-def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
-    """Extract and load, text scoring, dbt, mart checks and publish for one as-of day; one row per stage."""
+def _stage_load(url: str, landing: Path, day: dt.date) -> tuple[float, int]:
     from zoneinfo import ZoneInfo
 
     from crm_pipeline.load.loader import load_landing
     from crm_pipeline.load.specs import SPECS
     from crm_pipeline.load.warehouse import Warehouse
-    from crm_pipeline.pipeline import build_marts
-    from crm_pipeline.quality.gate import check_marts, publish
-    from crm_pipeline.text.score import score_pending
 
-    stages = []
-    t0 = time.perf_counter()
-    rows = 0
-    with Peak() as peak, Warehouse.from_url(url) as wh:
+    t0, rows = time.perf_counter(), 0
+    with Warehouse.from_url(url) as wh:
         for entity in SPECS:
             rows += sum(r.extracted_rows for r in load_landing(wh, entity, landing, day, ZoneInfo("Asia/Shanghai")))
-    stages.append((f"{label}extract + load", time.perf_counter() - t0, rows, peak.mb))
+    return time.perf_counter() - t0, rows
+
+
+def _stage_score(url: str) -> tuple[float, tuple[int, float]]:
+    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.text.score import score_pending
 
     t0 = time.perf_counter()
-    with Peak() as peak, Warehouse.from_url(url) as wh:
+    with Warehouse.from_url(url) as wh:
         scored = score_pending(wh)
-    stages.append((f"{label}text scoring (wall)", time.perf_counter() - t0, scored.scored, peak.mb))
-    # The classifier alone, one process on one core: the issue's texts/s target.
-    stages.append((f"{label}text scoring (classifier)", scored.seconds, scored.scored, None))
+    return time.perf_counter() - t0, (scored.scored, scored.seconds)
+
+
+def _stage_dbt(url: str, day: dt.date) -> tuple[float, tuple[bool, int]]:
+    from crm_pipeline.load.specs import SPECS
+    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.pipeline import build_marts
 
     t0 = time.perf_counter()
-    with Peak() as peak:
-        build = build_marts(day, f"bench-{day}")
-    label_dbt = f"{label}dbt build ({'full refresh' if build['full_refresh'] else 'incremental'})"
+    build = build_marts(day, f"bench-{day}")
     seconds = time.perf_counter() - t0
     with Warehouse.from_url(url) as wh:
         raw_rows = sum(int(wh.fetchone(f"select count(*) from raw.{e}")[0]) for e in SPECS)
-    stages.append((label_dbt, seconds, raw_rows, peak.mb))
+    return seconds, (build["full_refresh"], raw_rows)
+
+
+def _stage_checks(url: str, day: dt.date) -> tuple[float, list[str]]:
+    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.quality.gate import check_marts
 
     with Warehouse.from_url(url) as wh:
         t0 = time.perf_counter()
-        with Peak() as peak:
-            validation = check_marts(wh, day, dag_id="bench", run_id=f"bench-{day}", url=url)
-        stages.append((f"{label}mart checks", time.perf_counter() - t0, None, peak.mb))
-        t0 = time.perf_counter()
-        with Peak() as peak:
-            publish(wh, day, f"bench-{day}")
+        validation = check_marts(wh, day, dag_id="bench", run_id=f"bench-{day}", url=url)
         seconds = time.perf_counter() - t0
-        mart_rows = int(wh.fetchone(f"select sum(row_count) from audit.publishes where run_id = 'bench-{day}'")[0])
-        stages.append((f"{label}publish", seconds, mart_rows, peak.mb))
-    failed = [f"{r.suite}/{r.expectation}" for r in validation.critical_failures]
+    return seconds, [f"{r.suite}/{r.expectation}" for r in validation.critical_failures]
+
+
+def _stage_publish(url: str, day: dt.date) -> tuple[float, int]:
+    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.quality.gate import publish
+
+    with Warehouse.from_url(url) as wh:
+        t0 = time.perf_counter()
+        publish(wh, day, f"bench-{day}")
+        seconds = time.perf_counter() - t0
+        return seconds, int(wh.fetchone(f"select sum(row_count) from audit.publishes where run_id = 'bench-{day}'")[0])
+
+
+def _warm() -> None:
+    """What every stage imports, so a stage's clock starts with its work (a task process imports these too)."""
+    import crm_pipeline.load.loader
+    import crm_pipeline.pipeline
+    import crm_pipeline.quality.gate
+    import crm_pipeline.text.score  # noqa: F401
+
+
+def _own_high_water(fn, *args):
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    out = fn(*args)
+    return out, _status_kb(os.getpid(), "VmHWM") / 1024
+
+
+def isolated(fn, *args) -> tuple[float, object, float]:
+    """fn(*args) in a process of its own, as an Airflow task runs: (its seconds, its result, peak MB).
+
+    fn returns (seconds of its work, result). The peak is that process's
+    high-water mark or the sampled sum of it and its children (dbt, scoring
+    workers), whichever is larger; this process's own memory is not in it.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_warm).result()
+        with Peak(own=False) as peak:
+            (seconds, result), hwm = pool.submit(_own_high_water, fn, *args).result()
+    return seconds, result, max(peak.mb, hwm)
+
+
+def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
+    """Extract and load, text scoring, dbt, mart checks and publish for one as-of day; one row per stage.
+
+    Each stage runs in a fresh process, so its peak memory is its own.
+    """
+    stages = []
+    seconds, rows, mb = isolated(_stage_load, url, landing, day)
+    stages.append((f"{label}extract + load", seconds, rows, mb))
+    seconds, (scored, classifier_seconds), mb = isolated(_stage_score, url)
+    stages.append((f"{label}text scoring (wall)", seconds, scored, mb))
+    # The classifier alone, one process on one core: the issue's texts/s target.
+    stages.append((f"{label}text scoring (classifier)", classifier_seconds, scored, None))
+    seconds, (full_refresh, raw_rows), mb = isolated(_stage_dbt, url, day)
+    stages.append((f"{label}dbt build ({'full refresh' if full_refresh else 'incremental'})", seconds, raw_rows, mb))
+    seconds, failed, mb = isolated(_stage_checks, url, day)
+    stages.append((f"{label}mart checks", seconds, None, mb))
+    seconds, mart_rows, mb = isolated(_stage_publish, url, day)
+    stages.append((f"{label}publish", seconds, mart_rows, mb))
     if failed:
         print(f"note: {len(failed)} critical mart check(s) failed on {day}: {', '.join(failed[:5])}")
     return stages

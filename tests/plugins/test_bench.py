@@ -87,3 +87,21 @@ def test_peak_counts_child_processes_and_starts_afresh_for_each_stage():
         pass
     assert mine.mb >= quiet.mb + 190  # freed before the sampler saw it: only the high-water mark knows
     assert after.mb < mine.mb - 150  # reset: the next stage starts from what is resident now
+
+
+def _hold(mb: int) -> tuple[float, str]:
+    b = bytearray(mb * 2**20)
+    b[::4096] = b"x" * len(b[::4096])
+    return 1.5, f"held {len(b) // 2**20}"
+
+
+def test_a_stage_in_a_process_of_its_own_reports_its_seconds_result_and_memory_only():
+    """The bench's own memory (here 500 MB) is not the stage's; the stage's 200 MB is."""
+    from crm_pipeline.bench import isolated
+
+    mine = bytearray(500 * 2**20)
+    mine[::4096] = b"x" * len(mine[::4096])
+    seconds, result, mb = isolated(_hold, 200)
+    assert (seconds, result) == (1.5, "held 200")  # the seconds the stage reports, not process start-up
+    assert 200 <= mb < 500, mb
+    del mine
