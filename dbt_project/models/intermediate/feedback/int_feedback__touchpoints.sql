@@ -2,7 +2,10 @@
     classifier's score of its current text: forum posts and replies (not
     deleted), chat text messages (not recalled), reviews and refund reasons.
     A review rated var('negative_rating_max') or lower is negative whatever
-    its text says (the text still decides the category). The product is the
+    its text says (the text still decides the category). Only a negative
+    touchpoint keeps its text (severity keywords are matched in it): the
+    rest need none, and a table of every text would be the largest write of
+    the build. The product is the
     review's, or the refunded order's (its largest line), or else the first
     catalogue product whose name the text mentions (longest name first). -#}
 with
@@ -160,7 +163,12 @@ final as (
         resolved.person_id,
         coalesce(texts.known_product_id, mentioned_products.product_id) as product_id,
         -- attributes
-        texts.feedback_text,
+        case
+            when
+                coalesce(texts.rating <= {{ var('negative_rating_max') }}, false)
+                or coalesce(scores.text_is_negative, false)
+                then texts.feedback_text
+        end as feedback_text,
         texts.rating,
         scores.language,
         scores.classifier_version,
