@@ -301,6 +301,10 @@ def write_docs(results_dir: Path, doc: Path) -> None:
         "",
         "Written by `make bench` (`python -m crm_pipeline.bench --scale S|M|L`) from `bench/results/*.json`;",
         "the figures are one run each, on the machine named and the engine named, nothing else running.",
+        "Each pipeline stage runs in a fresh process, as an Airflow task does; its seconds start with its work",
+        "(imports done). Peak MB is that process with its children (dbt, scoring workers), sampled every 0.1 s,",
+        "or its own high-water mark if larger; on PostgreSQL the server's memory is not in it. The",
+        "`write delta files` stage is the benchmark's own tooling, not the pipeline.",
         "",
     ]
 
