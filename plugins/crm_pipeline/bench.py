@@ -50,8 +50,7 @@ class Peak:
 
     def __enter__(self) -> Peak:
         if self.own:
-            with contextlib.suppress(OSError):
-                Path("/proc/self/clear_refs").write_text("5")
+            _reset_high_water()
         self._thread.start()
         return self
 
@@ -59,7 +58,7 @@ class Peak:
         self._stop.set()
         self._thread.join()
         if self.own:
-            self.mb = max(self.mb, _status_kb(os.getpid(), "VmHWM") / 1024)
+            self.mb = max(self.mb, _high_water_mb())
 
     def _sample(self) -> None:
         while True:
@@ -67,6 +66,16 @@ class Peak:
             self.mb = max(self.mb, sum(_status_kb(pid, "VmRSS") for pid in pids) / 1024)
             if self._stop.wait(self.every):
                 return
+
+
+def _reset_high_water() -> None:
+    """Linux: this process's VmHWM starts again from what is resident now."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _high_water_mb() -> float:
+    return _status_kb(os.getpid(), "VmHWM") / 1024
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -211,10 +220,8 @@ def _warm() -> None:
 
 
 def _own_high_water(fn, *args):
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    out = fn(*args)
-    return out, _status_kb(os.getpid(), "VmHWM") / 1024
+    _reset_high_water()
+    return fn(*args), _high_water_mb()
 
 
 def isolated(fn, *args) -> tuple[float, object, float]:

@@ -66,18 +66,22 @@ def test_the_incremental_day_delta_updates_adds_and_edits_about_one_percent(tmp_
 
 def test_peak_counts_child_processes_and_starts_afresh_for_each_stage():
     """A stage's peak includes processes it starts (dbt, scoring workers); the next stage's does not carry it."""
+    import os
     import subprocess
     import sys
     import time
 
-    from crm_pipeline.bench import Peak
+    from crm_pipeline.bench import Peak, _status_kb
+
+    def resident_mb() -> float:  # this process alone, without whatever children it has now
+        return _status_kb(os.getpid(), "VmRSS") / 1024
 
     hold = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
-    with Peak(every=0.05) as quiet:
-        pass
+    before = resident_mb()
     with Peak(every=0.05) as child:
         subprocess.run([sys.executable, "-c", hold], check=True)
-    assert child.mb >= quiet.mb + 290  # the child's 300 MB, touched page by page
+    assert child.mb >= before + 290  # the child's 300 MB, touched page by page
+    before = resident_mb()
     with Peak(every=60) as mine:  # one sample, at the start
         time.sleep(0.3)
         b = bytearray(200 * 2**20)
@@ -85,7 +89,7 @@ def test_peak_counts_child_processes_and_starts_afresh_for_each_stage():
         del b
     with Peak(every=0.05) as after:
         pass
-    assert mine.mb >= quiet.mb + 190  # freed before the sampler saw it: only the high-water mark knows
+    assert mine.mb >= before + 190  # freed before the sampler saw it: only the high-water mark knows
     assert after.mb < mine.mb - 150  # reset: the next stage starts from what is resident now
 
 

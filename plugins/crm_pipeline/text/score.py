@@ -47,7 +47,6 @@ COLUMNS = [
     ("scored_at", "timestamp"),
 ]
 _SQL_TYPES = {"text": "varchar", "double": "double precision", "bool": "boolean", "timestamp": "timestamp"}
-CHUNK = 50_000
 # Pending texts read, scored and written at a time (one transaction each).
 SLICE = 200_000
 # Texts per task sent to a scoring process, and how many pending texts make processes worth starting.
@@ -211,30 +210,26 @@ def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
 
 
 def _write_slice(wh: Warehouse, source: str, version: str, rows: list, verdicts: Callable[[], list]) -> int:
+    """One slice's scores in one transaction (a slice is SLICE texts at most: one Arrow batch)."""
     done = verdicts()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    with wh.transaction():
-        for at in range(0, len(rows), CHUNK):
-            _write(wh, source, version, now, rows[at : at + CHUNK], done[at : at + CHUNK])
-    return len(rows)
-
-
-def _write(wh: Warehouse, source: str, version: str, now: dt.datetime, rows: list, verdicts: list) -> None:
     batch = pa.table(
         {
             "source": [source] * len(rows),
             "record_id": [r[0] for r in rows],
             "text_hash": [r[2] for r in rows],
             "classifier_version": [version] * len(rows),
-            "language": [v.language for v in verdicts],
-            "sentiment_score": pa.array([v.sentiment for v in verdicts], pa.float64()),
-            "is_negative": [v.is_negative for v in verdicts],
-            "category": [v.category for v in verdicts],
-            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in verdicts],
+            "language": [v.language for v in done],
+            "sentiment_score": pa.array([v.sentiment for v in done], pa.float64()),
+            "is_negative": [v.is_negative for v in done],
+            "category": [v.category for v in done],
+            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in done],
             "scored_at": pa.array([now] * len(rows), pa.timestamp("us")),
         }
     )
-    wh.append_arrow("scoring.text_scores", batch)
+    with wh.transaction():
+        wh.append_arrow("scoring.text_scores", batch)
+    return len(rows)
 
 
 def prune(wh: Warehouse, version: str) -> int:
