@@ -48,3 +48,44 @@ where {{ not_held() }}
         {%- endif %}
 {%- endif -%}
 {%- endmacro %}
+
+{#- The start of this dbt invocation, stamped as `_built_at` on every row an
+    incremental staging model (re)computes. A downstream incremental model
+    recomputes the rows resting on a staging row stamped with this build's
+    built_now(): that set is exactly what staging changed, however it got
+    touched (a late version, a recall, a parent arriving). -#}
+{% macro built_now() -%}
+    {#- run_started_at is dbt's; sqlfluff's templater has no such variable. -#}
+    {%- set started = run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") if run_started_at is defined else "1970-01-01 00:00:00" -%}
+    cast('{{ started }}' as timestamp)
+{%- endmacro %}
+
+{#- int_member_activities_by_account: the posts ('forum') or messages
+    ('chat') whose activities a build recomputes: those staging recomputed
+    in this build, and every reply to one. -#}
+{% macro activities_stale_records(source) -%}
+{%- if source == 'forum' -%}
+    {%- set relation, key, parent = ref('stg_forum__posts'), 'post_id', 'reply_to_post_id' -%}
+{%- else -%}
+    {%- set relation, key, parent = ref('stg_chat__messages'), 'msg_id', 'reply_to_msg_id' -%}
+{%- endif -%}
+    select built.{{ key }} from {{ relation }} as built
+    where built._built_at = {{ built_now() }}
+    union all
+    select reply.{{ key }} from {{ relation }} as reply
+    where reply.{{ parent }} in (
+        select parent.{{ key }} from {{ relation }} as parent
+        where parent._built_at = {{ built_now() }}
+    )
+{%- endmacro %}
+
+{% macro activities_delete_stale() -%}
+{%- if is_incremental() -%}
+    delete from {{ this }}
+    where
+        (activity_source = 'forum' and source_record_id in ({{ activities_stale_records('forum') }}))
+        or (activity_source = 'chat' and source_record_id in ({{ activities_stale_records('chat') }}))
+{%- else -%}
+    select 1
+{%- endif -%}
+{%- endmacro %}

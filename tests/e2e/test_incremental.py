@@ -42,6 +42,10 @@ STAGING = [
     "stg_chat__messages",
     "stg_events__attendance",
 ]
+INTERMEDIATE = ["int_feedback__touchpoints", "int_feedback__catalogue", "int_member_activities_by_account"]
+# When a row was built or scored differs between two warehouses built at different times.
+NOT_CONTENT = {"_built_at", "scored_at"}
+NEW_PRODUCT = "极光手表 Z9"
 
 
 def _records(landing: Path, entity: str) -> list[dict]:
@@ -71,6 +75,23 @@ def write_day(landing: Path, k: int) -> None:
     customers, orders = _records(landing, "customers"), _records(landing, "orders")
     posts = [p for p in _records(landing, "forum_posts") if not p["post_id"].startswith(("DP", "XP"))]
     chat = [m for m in _records(landing, "chat_messages") if m.get("msg_type") == "text"]
+    if k == 1:  # a chat reply to a message recalled tomorrow: a reply received today, none from day 2
+        other = next(m for m in chat if m["sender_id"] != chat[40]["sender_id"])
+        reply = {**other, "msg_id": "XRE1", "sent_at": _ts(day, 6), "reply_to_msg_id": chat[40]["msg_id"]}
+        _write(landing, "chat_messages", f"reply_{day}", [reply])
+    if k == 1:  # a post names a product no order has yet
+        author = posts[9]
+        post = {**author, "post_id": "XCAT", "topic_id": "XCT", "created_at": _ts(day, 7), "updated_at": "",
+                "reply_to_post_id": "", "post_number": "1", "reply_to_post_number": "", "is_deleted": "false",
+                "content": f"{NEW_PRODUCT} 什么时候上市"}  # fmt: skip
+        _write(landing, "forum_posts", f"catalogue_{day}", [post])
+    if k == 2:
+        # The product enters the catalogue; a forum account gives a customer's email (one person from now on).
+        items = _records(landing, "order_items")
+        _write(landing, "order_items", f"new_product_{day}",
+               [{**items[0], "line_no": "99", "product_id": "XZ9", "product_name": NEW_PRODUCT}])  # fmt: skip
+        user = _merging_user(landing)
+        _write(landing, "forum_users", f"merge_{day}", [{**user, "email": _merging_customer(landing)["email"]}])
     if k in (1, 3):  # a customer moves
         c = customers[k * 7]
         _write(landing, "customers", f"move_{day}", [{**c, "city": f"Moved{k}", "updated_at": _ts(day, 9)}])
@@ -127,7 +148,22 @@ def write_day(landing: Path, k: int) -> None:
         )
 
 
-def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool) -> dict:
+def _merging_customer(landing: Path) -> dict:
+    emails = [c.get("email") for c in _records(landing, "customers")]
+    return next(c for c in _records(landing, "customers") if c.get("email") and emails.count(c["email"]) == 1)
+
+
+def _merging_user(landing: Path) -> dict:
+    """A forum user with posts and none of the keys that could link them to anyone already."""
+    authors = {p["user_id"] for p in _records(landing, "forum_posts")}
+    return next(
+        u
+        for u in _records(landing, "forum_users")
+        if u["user_id"] in authors and not any(u.get(k) for k in ("member_id", "phone", "email", "wechat_unionid"))
+    )
+
+
+def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool, score: bool = True) -> dict:
     from crm_pipeline import pipeline
 
     for k, v in env.items():
@@ -138,15 +174,41 @@ def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool) -> dict:
         if entity != "deletion_requests":
             pipeline.load_entity_files(entity, day)
     pipeline.apply_deletion_requests(day)
-    pipeline.score_texts()
+    if score:
+        pipeline.score_texts()
     return pipeline.build_marts(day, f"test-{day}")
+
+
+def _digest(wh: Warehouse, schema: str, table: str) -> tuple[int, str]:
+    cols = ", ".join(c for c in wh.columns(schema, table) if c not in NOT_CONTENT)
+    return tuple(content_md5(wh, f"(select {cols} from {schema}.{table})"))
 
 
 def contents(url: str) -> dict[str, tuple[int, str]]:
     with Warehouse.from_url(url) as wh:
         out = {f"marts_build.{m}": tuple(content_md5(wh, f"{BUILD_SCHEMA}.{m}")) for m in MARTS}
-        out |= {f"staging.{s}": tuple(content_md5(wh, f"staging.{s}")) for s in STAGING}
+        out |= {f"staging.{s}": _digest(wh, "staging", s) for s in STAGING}
+        out |= {f"intermediate.{s}": _digest(wh, "intermediate", s) for s in INTERMEDIATE}
     return out
+
+
+def _feedback_facts(url: str, landing: Path) -> dict:
+    user, customer = _merging_user(landing)["user_id"], _merging_customer(landing)["customer_id"]
+    with Warehouse.from_url(url) as wh:
+        t = "intermediate.int_feedback__touchpoints"
+        person = "select max(person_id) from intermediate.int_identity__resolved where account_node = %s"
+        return {
+            "unscored": wh.fetchone(f"select count(*) from {t} where not is_scored")[0],
+            "xcat_product": wh.fetchone(f"select max(product_id) from {t} where source_record_id = 'XCAT'")[0],
+            "user_person": wh.fetchone(f"select max(person_id) from {t} where account_node = %s", (f"2forum:{user}",))[
+                0
+            ],
+            "customer_person": wh.fetchone(person, (f"1customer:{customer}",))[0],
+            "xre1_received": wh.fetchone(
+                "select count(*) from intermediate.int_member_activities_unioned "
+                "where activity_id = 'XRE1' and activity_type = 'reply_received'"
+            )[0],
+        }
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -172,12 +234,14 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
         }
         for i, url in enumerate(warehouses)
     ]
-    modes = []
+    modes, seen = [], []
     for k, day in enumerate(DAYS):
         if k:
             write_day(landing, k)
-        incremental = run_day(monkeypatch, envs[0], day, full_refresh=False)
-        full = run_day(monkeypatch, envs[1], day, full_refresh=True)
+        score = k != 1  # day 1's texts are scored on day 2
+        incremental = run_day(monkeypatch, envs[0], day, full_refresh=False, score=score)
+        full = run_day(monkeypatch, envs[1], day, full_refresh=True, score=score)
+        seen.append(_feedback_facts(warehouses[0], landing) if k in (1, 2) else None)
         assert full["full_refresh"], full
         modes.append((day, incremental["full_refresh"], incremental["reason"]))
         a, b = contents(warehouses[0]), contents(warehouses[1])
@@ -187,6 +251,12 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
     assert [m[1] for m in modes] == [True, False, False, False, True, False], modes
     assert "no previous build" in modes[0][2]
     assert "deleted, replaced or held" in modes[4][2], modes[4]
+    # Day 1 -> day 2 (incremental): the late scores, the new product and the merged person reached the touchpoints.
+    assert seen[1]["unscored"] > 0 and seen[2]["unscored"] == 0, seen
+    assert seen[1]["xcat_product"] is None and seen[2]["xcat_product"] == "XZ9", seen
+    assert seen[1]["user_person"] != seen[1]["customer_person"], seen
+    assert seen[2]["user_person"] == seen[2]["customer_person"], seen
+    assert seen[1]["xre1_received"] == 1 and seen[2]["xre1_received"] == 0, seen
 
     # The hard cases reached the marts' inputs as they should (so the equality above is not vacuous).
     with Warehouse.from_url(warehouses[0]) as wh:

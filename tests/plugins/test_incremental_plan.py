@@ -99,6 +99,14 @@ def test_a_backfill_a_code_change_a_failed_build_or_the_setting_force_a_full_ref
     macro = project / "macros" / "version_order.sql"
     macro.write_text(macro.read_text() + "\n{# changed #}\n")
     assert "changed since the last build" in _plan(wh, project=project).reason
+    # An incremental intermediate model, or the staff list (a seed deciding which touchpoints exist), too.
+    for i, changed in enumerate(
+        ("models/intermediate/feedback/int_feedback__touchpoints.sql", "seeds/staff_accounts.csv")
+    ):
+        copy = tmp_path / f"c{i}"
+        shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+        (copy / changed).write_text((copy / changed).read_text() + "\n")
+        assert "changed since the last build" in _plan(wh, project=copy).reason, changed
     project_only_mart = tmp_path / "p2"
     shutil.copytree(DBT_PROJECT_DIR, project_only_mart, ignore=shutil.ignore_patterns("target", "logs"))
     mart = project_only_mart / "models" / "marts" / "crm" / "fct_customer_rfm.sql"

@@ -12,7 +12,7 @@ a full refresh instead, and the run log says why:
 - the as-of day moved back (a backfill of an earlier day than the last build);
 - raw rows the last build had seen were deleted, replaced (a batch loaded
   again) or held since: the count of such rows per entity no longer matches;
-- the staging models or macros changed (their code hash differs);
+- the staging or intermediate models, macros or seeds changed (their code hash differs);
 - CRM_DBT_FULL_REFRESH is set.
 
 `audit.incremental_state` holds one row per entity for the last successful
@@ -69,10 +69,11 @@ class Plan:
 
 
 def code_hash(project_dir: Path) -> str:
-    """Digest of what decides a staging table's rows: staging models, macros and the project file."""
+    """Digest of what decides an incremental table's rows: staging and intermediate models, macros, seeds
+    (the staff list decides which touchpoints exist) and the project file."""
     h = hashlib.sha256()
     files = [project_dir / "dbt_project.yml"]
-    for sub in ("models/staging", "macros"):
+    for sub in ("models/staging", "models/intermediate", "macros", "seeds"):
         files += sorted(p for p in (project_dir / sub).rglob("*") if p.is_file())
     for p in files:
         h.update(p.relative_to(project_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
@@ -131,7 +132,7 @@ def plan(wh: Warehouse, as_of: dt.date, as_of_end_utc: dt.datetime, project_dir:
     if as_of < last_day or as_of_end_utc < last_end:
         return full(f"as-of day {as_of} is before the last build's ({last_day})")
     if {s["code_hash"] for s in state.values()} != {digest}:
-        return full("staging models or macros changed since the last build")
+        return full("staging or intermediate models, macros or seeds changed since the last build")
     loaded_after = {}
     for entity, s in state.items():
         through = _ts(s["loaded_through"])

@@ -6,14 +6,10 @@
     messages (recalled ones do not count) and event check-ins (attendee_ref
     matched to a person by phone, member id or customer id; a phone several
     customers share names nobody). Replying to or mentioning oneself does
-    not count. -#}
+    not count. Forum and chat activities come by account from
+    int_member_activities_by_account (incremental); here they are given
+    their persons, on every build, as identity may have changed. -#}
 with
-
-posts as (
-
-    select * from {{ ref('stg_forum__posts') }}
-
-),
 
 messages as (
 
@@ -45,118 +41,32 @@ shared_keys as (
 
 ),
 
-authored as (
+by_account as (
+
+    select * from {{ ref('int_member_activities_by_account') }}
+
+),
+
+{# An account's own activities, likes and replies received (the replier
+    not the same person). #}
+attributed as (
 
     select
         resolved.person_id,
-        posts.post_id as activity_id,
-        case when posts.reply_to_post_id is null then 'post' else 'reply' end as activity_type,
-        {{ local_date('posts.created_at') }} as activity_date,
-        posts.created_at as activity_at,
-        1 as quantity,
-        cast(null as varchar) as counterpart_person_id
-    from posts
+        by_account.source_record_id as activity_id,
+        by_account.activity_type,
+        by_account.activity_date,
+        by_account.activity_at,
+        by_account.quantity,
+        counterpart.person_id as counterpart_person_id
+    from by_account
     inner join resolved
-        on '2forum:' || posts.user_id = resolved.account_node
-    where not posts.is_deleted
-
-),
-
-replies_received as (
-
-    select
-        parent_author.person_id,
-        reply.post_id as activity_id,
-        'reply_received' as activity_type,
-        {{ local_date('reply.created_at') }} as activity_date,
-        reply.created_at as activity_at,
-        1 as quantity,
-        replier.person_id as counterpart_person_id
-    from posts as reply
-    inner join posts as parent
-        on reply.reply_to_post_id = parent.post_id
-    inner join resolved as replier
-        on '2forum:' || reply.user_id = replier.account_node
-    inner join resolved as parent_author
-        on '2forum:' || parent.user_id = parent_author.account_node
+        on by_account.account_node = resolved.account_node
+    left join resolved as counterpart
+        on by_account.counterpart_node = counterpart.account_node
     where
-        not reply.is_deleted
-        and not parent.is_deleted
-        and replier.person_id != parent_author.person_id
-
-),
-
-likes_received as (
-
-    select
-        resolved.person_id,
-        posts.post_id as activity_id,
-        'like_received' as activity_type,
-        {{ local_date('posts.created_at') }} as activity_date,
-        cast(null as timestamp) as activity_at,
-        posts.like_count as quantity,
-        cast(null as varchar) as counterpart_person_id
-    from posts
-    inner join resolved
-        on '2forum:' || posts.user_id = resolved.account_node
-    where not posts.is_deleted and posts.like_count > 0
-
-),
-
-chat_replies_received as (
-
-    select
-        parent_sender.person_id,
-        reply.msg_id as activity_id,
-        'reply_received' as activity_type,
-        {{ local_date('reply.sent_at') }} as activity_date,
-        reply.sent_at as activity_at,
-        1 as quantity,
-        replier.person_id as counterpart_person_id
-    from messages as reply
-    inner join messages as parent
-        on reply.reply_to_msg_id = parent.msg_id
-    inner join resolved as replier
-        on '3chat:' || reply.sender_id = replier.account_node
-    inner join resolved as parent_sender
-        on '3chat:' || parent.sender_id = parent_sender.account_node
-    where
-        reply.is_counted_text
-        and not parent.is_recalled
-        and replier.person_id != parent_sender.person_id
-
-),
-
-written as (
-
-    select
-        '2forum:' || user_id as account_node,
-        post_id as activity_id,
-        created_at as activity_at,
-        post_text as body
-    from posts
-    where not is_deleted and post_text like '%@%'
-
-    union all
-
-    select
-        '3chat:' || sender_id as account_node,
-        msg_id as activity_id,
-        sent_at as activity_at,
-        message_text as body
-    from messages
-    where is_counted_text and message_text like '%@%'
-
-),
-
-mentions as (
-
-    select
-        account_node,
-        activity_id,
-        activity_at,
-        {{ mentioned_names('body') }} as mentioned_name
-    from written
+        by_account.activity_type != 'mention_received'
+        and (by_account.counterpart_node is null or counterpart.person_id != resolved.person_id)
 
 ),
 
@@ -191,39 +101,24 @@ mentions_received as (
 
     select distinct
         mentioned.person_id,
-        mentions.activity_id,
-        'mention_received' as activity_type,
-        {{ local_date('mentions.activity_at') }} as activity_date,
-        mentions.activity_at,
-        1 as quantity,
+        by_account.source_record_id as activity_id,
+        by_account.activity_type,
+        by_account.activity_date,
+        by_account.activity_at,
+        by_account.quantity,
         mentioner.person_id as counterpart_person_id
-    from mentions
+    from by_account
     inner join named_accounts
         on
-            mentions.mentioned_name = named_accounts.display_name
-            and mentions.account_node like named_accounts.channel || '%'
+            by_account.mentioned_name = named_accounts.display_name
+            and by_account.counterpart_node like named_accounts.channel || '%'
     inner join resolved as mentioner
-        on mentions.account_node = mentioner.account_node
+        on by_account.counterpart_node = mentioner.account_node
     inner join resolved as mentioned
         on named_accounts.account_node = mentioned.account_node
-    where mentioner.person_id != mentioned.person_id
-
-),
-
-chat as (
-
-    select
-        resolved.person_id,
-        messages.msg_id as activity_id,
-        'chat_message' as activity_type,
-        {{ local_date('messages.sent_at') }} as activity_date,
-        messages.sent_at as activity_at,
-        1 as quantity,
-        cast(null as varchar) as counterpart_person_id
-    from messages
-    inner join resolved
-        on '3chat:' || messages.sender_id = resolved.account_node
-    where messages.is_counted_text
+    where
+        by_account.activity_type = 'mention_received'
+        and mentioner.person_id != mentioned.person_id
 
 ),
 
@@ -293,17 +188,9 @@ events_attended as (
 
 final as (
 
-    select * from authored
-    union all
-    select * from replies_received
-    union all
-    select * from likes_received
-    union all
-    select * from chat_replies_received
+    select * from attributed
     union all
     select * from mentions_received
-    union all
-    select * from chat
     union all
     select * from events_attended
 

@@ -7,42 +7,89 @@
     rest need none, and a table of every text would be the largest write of
     the build. The product is the
     review's, or the refunded order's (its largest line), or else the first
-    catalogue product whose name the text mentions (longest name first). -#}
+    catalogue product whose name the text mentions (longest name first).
+
+    Incremental: a build first deletes every row that may be stale
+    (macros/feedback.sql: feedback_delete_stale), then computes only the
+    records the table does not hold. A full refresh computes them all. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ feedback_delete_stale() }}",
+    )
+}}
+
 with
 
 posts as (
 
-    select * from {{ ref('stg_forum__posts') }}
+    select * from {{ ref('stg_forum__posts') }} as posts
+    {%- if is_incremental() %}
+        where not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = 'forum' and built.source_record_id = posts.post_id
+        )
+    {%- endif %}
 
 ),
 
 messages as (
 
-    select * from {{ ref('stg_chat__messages') }}
+    select * from {{ ref('stg_chat__messages') }} as messages
+    {%- if is_incremental() %}
+        where not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = 'chat' and built.source_record_id = messages.msg_id
+        )
+    {%- endif %}
 
 ),
 
 reviews as (
 
-    select * from {{ ref('stg_shop__reviews') }}
+    select * from {{ ref('stg_shop__reviews') }} as reviews
+    {%- if is_incremental() %}
+        where not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = 'review' and built.source_record_id = reviews.review_id
+        )
+    {%- endif %}
 
 ),
 
 refunds as (
 
-    select * from {{ ref('stg_shop__refunds') }}
+    select * from {{ ref('stg_shop__refunds') }} as refunds
+    {%- if is_incremental() %}
+        where not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = 'refund' and built.source_record_id = refunds.refund_id
+        )
+    {%- endif %}
 
 ),
 
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+    {%- if is_incremental() %}
+        where order_id in (select refunds.order_id from refunds)
+    {%- endif %}
 
 ),
 
 order_items as (
 
     select * from {{ ref('stg_shop__order_items') }}
+    {%- if is_incremental() %}
+        where order_id in (
+            select reviews.order_id from reviews
+            union all
+            select refunds.order_id from refunds
+        )
+    {%- endif %}
 
 ),
 
@@ -70,12 +117,7 @@ order_products as (
 
 catalogue as (
 
-    select
-        product_id,
-        min(product_name) as product_name
-    from order_items
-    where product_name is not null and length(product_name) >= 2
-    group by product_id
+    {{ feedback_catalogue(ref('stg_shop__order_items')) }}
 
 ),
 
@@ -160,6 +202,7 @@ final as (
         -- ids
         texts.feedback_source,
         texts.source_record_id,
+        texts.account_node,
         resolved.person_id,
         coalesce(texts.known_product_id, mentioned_products.product_id) as product_id,
         -- attributes
@@ -182,6 +225,7 @@ final as (
         end as category,
         scores.sentiment_score,
         scores.sentiment_score is not null as is_scored,
+        scores.scored_at,
         case
             when texts.known_product_id is not null then 'order'
             when mentioned_products.product_id is not null then 'text'

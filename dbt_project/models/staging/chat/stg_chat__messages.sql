@@ -120,7 +120,10 @@ final as (
         -- timestamps
         latest.sent_at,
         -- lineage
-        latest._batch_id as batch_id
+        latest._batch_id as batch_id,
+        -- when this build (re)computed the row: downstream incremental models
+        -- recompute what rests on it (macros/incremental.sql: built_now)
+        {{ built_now() }} as _built_at
 
     from latest
     left join recalls

@@ -51,7 +51,10 @@ final as (
         -- dates
         event_date,
         -- lineage
-        _batch_id as batch_id
+        _batch_id as batch_id,
+        -- when this build (re)computed the row: downstream incremental models
+        -- recompute what rests on it (macros/incremental.sql: built_now)
+        {{ built_now() }} as _built_at
 
     from versioned
     where version_rank = 1

@@ -130,7 +130,10 @@ final as (
         -- measures
         coalesce(latest.like_count, 0) as like_count,
         -- lineage
-        latest._batch_id as batch_id
+        latest._batch_id as batch_id,
+        -- when this build (re)computed the row: downstream incremental models
+        -- recompute what rests on it (macros/incremental.sql: built_now)
+        {{ built_now() }} as _built_at
 
     from latest
     left join parents as parent

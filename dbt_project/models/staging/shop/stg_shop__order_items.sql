@@ -45,7 +45,10 @@ final as (
         unit_price as unit_price_amount,
         quantity * unit_price as line_amount,
         -- lineage
-        _batch_id as batch_id
+        _batch_id as batch_id,
+        -- when this build (re)computed the row: downstream incremental models
+        -- recompute what rests on it (macros/incremental.sql: built_now)
+        {{ built_now() }} as _built_at
 
     from versioned
     where version_rank = 1

@@ -50,7 +50,10 @@ final as (
         -- measures
         amount as refund_amount,
         -- lineage
-        _batch_id as batch_id
+        _batch_id as batch_id,
+        -- when this build (re)computed the row: downstream incremental models
+        -- recompute what rests on it (macros/incremental.sql: built_now)
+        {{ built_now() }} as _built_at
 
     from versioned
     where version_rank = 1

@@ -1,0 +1,112 @@
+{#- The product catalogue a text's product mention is matched against: one
+    name per product (the least), at least two characters long. -#}
+{% macro feedback_catalogue(order_items) -%}
+    select
+        product_id,
+        min(product_name) as product_name
+    from {{ order_items }}
+    where product_name is not null and length(product_name) >= 2
+    group by product_id
+{%- endmacro %}
+
+{#- Incremental int_feedback__touchpoints, before the build inserts what is
+    missing: delete every row that may be stale.
+    - its record, or the order a review or refund names (its product, its
+      customer), was recomputed by staging in this build (built_now());
+    - a score of its record arrived since the scores the table has seen (one
+      day of lookback, for a scoring run that committed late);
+    - its account now resolves to another person (identity merged or split);
+    - the catalogue changed: every row whose product came from the text.
+    The staff list is a seed: changing it makes the next build a full refresh
+    (crm_pipeline.transform.incremental.code_hash). -#}
+{% macro feedback_delete_stale() -%}
+{%- if is_incremental() -%}
+{%- set now = built_now() -%}
+{%- set posts = ref('stg_forum__posts') -%}
+{%- set messages = ref('stg_chat__messages') -%}
+{%- set reviews = ref('stg_shop__reviews') -%}
+{%- set refunds = ref('stg_shop__refunds') -%}
+{%- set orders = ref('stg_shop__orders') -%}
+{%- set order_items = ref('stg_shop__order_items') -%}
+{%- set scores = ref('stg_scoring__text_scores') -%}
+{%- set resolved = ref('int_identity__resolved') -%}
+delete from {{ this }}
+where
+    (
+        feedback_source = 'forum'
+        and source_record_id in (select post_id from {{ posts }} where _built_at = {{ now }})
+    )
+    or (
+        feedback_source = 'chat'
+        and source_record_id in (select msg_id from {{ messages }} where _built_at = {{ now }})
+    )
+    or (
+        feedback_source = 'review'
+        and source_record_id in (
+            select review_id from {{ reviews }}
+            where
+                _built_at = {{ now }}
+                or order_id in (select order_id from {{ order_items }} where _built_at = {{ now }})
+        )
+    )
+    or (
+        feedback_source = 'refund'
+        and source_record_id in (
+            select refund_id from {{ refunds }}
+            where
+                _built_at = {{ now }}
+                or order_id in (
+                    select order_id from {{ order_items }} where _built_at = {{ now }}
+                    union all
+                    select order_id from {{ orders }} where _built_at = {{ now }}
+                )
+        )
+    )
+    or feedback_source || ':' || source_record_id in (
+        select feedback_source || ':' || record_id from {{ scores }}
+        where scored_at >= (
+            select coalesce(max(seen.scored_at), cast('1900-01-02' as timestamp)) from {{ this }} as seen
+        ) - interval '1 day'
+    )
+    or account_node in (
+        select built.account_node
+        from (select distinct account_node, person_id from {{ this }}) as built
+        left join {{ resolved }} as resolved
+            on built.account_node = resolved.account_node
+        where built.person_id is distinct from resolved.person_id
+    )
+    {%- if feedback_catalogue_changed() %}
+    or product_link is distinct from 'order'
+    {%- endif %}
+{%- else -%}
+    select 1
+{%- endif -%}
+{%- endmacro %}
+
+{#- Whether the catalogue differs from the one the last build matched texts
+    against (int_feedback__catalogue, built after the touchpoints). -#}
+{% macro feedback_catalogue_changed() -%}
+    {%- if not execute -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set seen = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_feedback__catalogue') -%}
+    {%- if seen is none -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set query -%}
+        select count(*) from (
+            (
+                select product_id, product_name from ({{ feedback_catalogue(ref('stg_shop__order_items')) }}) as now_
+                except
+                select product_id, product_name from {{ seen }}
+            )
+            union all
+            (
+                select product_id, product_name from {{ seen }}
+                except
+                select product_id, product_name from ({{ feedback_catalogue(ref('stg_shop__order_items')) }}) as now_
+            )
+        ) as differences
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0] > 0) }}
+{%- endmacro %}
