@@ -28,7 +28,8 @@
 {%- set refunds = ref('stg_shop__refunds') -%}
 {%- set orders = ref('stg_shop__orders') -%}
 {%- set order_items = ref('stg_shop__order_items') -%}
-{%- set scores = ref('stg_scoring__text_scores') -%}
+{#- every score row, not the staging view that ranks them all: a superset, cheaply -#}
+{%- set scores = source('scoring', 'text_scores') -%}
 {%- set resolved = ref('int_identity__resolved') -%}
 delete from {{ this }}
 where
@@ -63,7 +64,7 @@ where
         )
     )
     or feedback_source || ':' || source_record_id in (
-        select feedback_source || ':' || record_id from {{ scores }}
+        select source || ':' || record_id from {{ scores }}
         where scored_at >= (
             select coalesce(max(seen.scored_at), cast('1900-01-02' as timestamp)) from {{ this }} as seen
         ) - interval '1 day'
