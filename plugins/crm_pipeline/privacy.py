@@ -282,6 +282,15 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
     ):
         _delete(wh, f"raw.{raw}", column, values, counts)
         _delete(wh, f"staging.{staged}", column, values, counts)
+    # The incremental intermediate tables keep rows from build to build (their texts, their activities).
+    nodes = sorted(
+        {f"1customer:{c}" for c in customers}
+        | {f"2forum:{u}" for u in ids["forum"]}
+        | {f"3chat:{w}" for w in ids["chat"]}
+    )
+    _delete(wh, "intermediate.int_feedback__touchpoints", "account_node", nodes, counts)
+    for column in ("account_node", "counterpart_node"):
+        _delete(wh, "intermediate.int_member_activities_by_account", column, nodes, counts)
     if wh.table_exists("raw", "events"):
         keys = ids["customer_id"] | ids["phone"] | ids["member_id"]
         refs = [

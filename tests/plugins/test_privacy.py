@@ -61,9 +61,39 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         ensure_privacy_tables(wh)
         for entity in ("customers", "orders", "deletion_requests"):
             load_landing(wh, entity, landing, RUN, SH)
+        # What the incremental intermediate tables hold between builds (a full refresh rebuilds them later).
+        wh.execute("create schema if not exists intermediate")
+        wh.execute(
+            "create table intermediate.int_feedback__touchpoints (source_record_id varchar, account_node varchar)"
+        )
+        wh.execute(
+            "insert into intermediate.int_feedback__touchpoints values ('V1', '1customer:C1'), ('V2', '1customer:C2')"
+        )
+        wh.execute(
+            "create table intermediate.int_member_activities_by_account "
+            "(source_record_id varchar, account_node varchar, counterpart_node varchar)"
+        )
+        wh.execute(
+            "insert into intermediate.int_member_activities_by_account values "
+            "('P1', '1customer:C1', null), ('P2', '2forum:F2', '1customer:C1'), ('P3', '2forum:F2', null)"
+        )
         done = {d["request_id"]: (d["status"], d["reason"], d["rows_deleted"]) for d in apply_pending(wh)}
+        left = {
+            t: sorted(r for (r,) in wh.fetchall(f"select source_record_id from intermediate.{t}"))
+            for t in ("int_feedback__touchpoints", "int_member_activities_by_account")
+        }
+        assert left == {"int_feedback__touchpoints": ["V2"], "int_member_activities_by_account": ["P3"]}
         assert done == {
-            "R1": ("erased", None, {"raw.customers": 1, "raw.orders": 2}),
+            "R1": (
+                "erased",
+                None,
+                {
+                    "raw.customers": 1,
+                    "raw.orders": 2,
+                    "intermediate.int_feedback__touchpoints": 1,
+                    "intermediate.int_member_activities_by_account": 2,
+                },
+            ),
             "R2": ("ambiguous", "the phone is held by 2 shop customers", {}),
             "R3": ("not_found", "no account matches", {}),
             "R4": ("not_found", "the request names no customer_id or phone", {}),
