@@ -13,15 +13,21 @@
     missing: delete every row that may be stale.
     - its record, or the order a review or refund names (its product, its
       customer), was recomputed by staging in this build (built_now());
-    - a score of its record arrived since the scores the table has seen (one
-      day of lookback, for a scoring run that committed late);
+    - a score of its record was written after the last build's snapshot of
+      scoring.text_scores (crm_pipeline.transform.incremental passes it in
+      var incremental.loaded_after.text_scores);
     - its account now resolves to another person (identity merged or split);
     - the catalogue changed: every row whose product came from the text.
     The staff list is a seed: changing it makes the next build a full refresh
     (crm_pipeline.transform.incremental.code_hash). -#}
 {% macro feedback_delete_stale() -%}
-{%- if is_incremental() -%}
+{%- set w = incremental_window() -%}
+{%- if is_incremental() and w is not mapping -%}
+    {#- no window (dbt by hand): every row may be stale -#}
+    delete from {{ this }}
+{%- elif is_incremental() -%}
 {%- set now = built_now() -%}
+{%- set scored_after = w['loaded_after'].get('text_scores', '1900-01-01 00:00:00') -%}
 {%- set posts = ref('stg_forum__posts') -%}
 {%- set messages = ref('stg_chat__messages') -%}
 {%- set reviews = ref('stg_shop__reviews') -%}
@@ -65,9 +71,7 @@ where
     )
     or feedback_source || ':' || source_record_id in (
         select source || ':' || record_id from {{ scores }}
-        where scored_at >= (
-            select coalesce(max(seen.scored_at), cast('1900-01-02' as timestamp)) from {{ this }} as seen
-        ) - interval '1 day'
+        where scored_at > cast('{{ scored_after }}' as timestamp)
     )
     or account_node in (
         select built.account_node

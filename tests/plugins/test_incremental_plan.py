@@ -86,6 +86,26 @@ def test_deleted_replaced_or_held_rows_force_a_full_refresh(wh):
     assert "raw.orders had 2 rows up to the last build and has 0 now" in _plan(wh).reason
 
 
+def test_scores_since_the_last_build_are_passed_on_and_deleted_scores_force_a_full_refresh(wh):
+    wh.execute("create schema if not exists scoring")
+    wh.execute("create table scoring.text_scores (source varchar, record_id varchar, scored_at timestamp)")
+    wh.execute(
+        "insert into scoring.text_scores values "
+        "('forum', 'P1', '2026-11-20 17:00:00'), ('forum', 'P2', '2026-11-20 17:00:05.25')"
+    )
+    incremental.record(wh, _plan(wh), "build-1")
+    wh.execute("insert into scoring.text_scores values ('chat', 'M1', '2026-11-21 17:00:00')")
+    nxt = _plan(wh, DAY + dt.timedelta(days=1), END + dt.timedelta(days=1))
+    assert not nxt.full_refresh, nxt.reason
+    assert nxt.dbt_vars()["incremental"]["loaded_after"]["text_scores"] == "2026-11-20 17:00:05.250000"
+    incremental.record(wh, nxt, "build-2")
+    # A new classifier version rescored P1 and deleted its old score.
+    wh.execute("delete from scoring.text_scores where record_id = 'P1' and scored_at < '2026-11-21'")
+    wh.execute("insert into scoring.text_scores values ('forum', 'P1', '2026-11-22 17:00:00')")
+    p = _plan(wh, DAY + dt.timedelta(days=2), END + dt.timedelta(days=2))
+    assert p.full_refresh and "scoring.text_scores had 3 rows up to the last build and has 2 now" in p.reason
+
+
 def test_a_backfill_a_code_change_a_failed_build_or_the_setting_force_a_full_refresh(wh, tmp_path, monkeypatch):
     incremental.record(wh, _plan(wh), "build-1")
     assert not _plan(wh).full_refresh  # the same day again: incremental

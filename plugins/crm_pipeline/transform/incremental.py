@@ -12,11 +12,14 @@ a full refresh instead, and the run log says why:
 - the as-of day moved back (a backfill of an earlier day than the last build);
 - raw rows the last build had seen were deleted, replaced (a batch loaded
   again) or held since: the count of such rows per entity no longer matches;
+- scores the last build had seen were deleted (a new classifier version
+  replaced them, or an erasure took them);
 - the staging or intermediate models, macros or seeds changed (their code hash differs);
 - CRM_DBT_FULL_REFRESH is set.
 
-`audit.incremental_state` holds one row per entity for the last successful
-build: its as-of day, the raw snapshot it saw, and the code hash.
+`audit.incremental_state` holds one row per entity (and one for
+`scoring.text_scores`) for the last successful build: its as-of day, the
+snapshot it saw, and the code hash.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ ENTITIES = (
 )
 STATE_TABLE = "audit.incremental_state"
 _NOT_HELD = "_batch_id not in (select batch_id from audit.load_batches where quality_status = 'held')"
+# Each snapshot: the table, its arrival stamp, and which of its rows count (raw rows of held batches do not).
+# The classifier's scores are one more: int_feedback__touchpoints recomputes the records scored since the
+# last build's snapshot, and scores deleted since (a new classifier version, an erasure) force a full refresh.
+TABLES = {entity: (f"raw.{entity}", "_loaded_at", _NOT_HELD) for entity in ENTITIES} | {
+    "text_scores": ("scoring.text_scores", "scored_at", "true")
+}
 
 
 @dataclass
@@ -93,10 +102,10 @@ def _fmt(value: dt.datetime) -> str:
 def snapshot(wh: Warehouse) -> dict[str, Snapshot]:
     """Per raw entity, in one scan: the latest _loaded_at and the rows not held (all of them are up to it)."""
     out = {}
-    for entity in ENTITIES:
-        if not wh.table_exists("raw", entity):
+    for entity, (table, stamp, counted) in TABLES.items():
+        if not wh.table_exists(*table.split(".")):
             continue
-        through, rows = wh.fetchone(f"select max(_loaded_at), count(*) filter (where {_NOT_HELD}) from raw.{entity}")
+        through, rows = wh.fetchone(f"select max({stamp}), count(*) filter (where {counted}) from {table}")
         out[entity] = Snapshot(_ts(through), int(rows or 0))
     return out
 
@@ -138,12 +147,11 @@ def plan(wh: Warehouse, as_of: dt.date, as_of_end_utc: dt.datetime, project_dir:
         through = _ts(s["loaded_through"])
         if through is None:
             continue  # nothing was there: every key it has now is new
-        (now_rows,) = wh.fetchone(
-            f"select count(*) from raw.{entity} where _loaded_at <= %s and {_NOT_HELD}", (through,)
-        )
+        table, stamp, counted = TABLES[entity]
+        (now_rows,) = wh.fetchone(f"select count(*) from {table} where {stamp} <= %s and {counted}", (through,))
         if int(now_rows) != int(s["raw_rows"]):
             return full(
-                f"raw.{entity} had {s['raw_rows']} rows up to the last build and has {now_rows} now "
+                f"{table} had {s['raw_rows']} rows up to the last build and has {now_rows} now "
                 "(rows deleted, replaced or held since)"
             )
         loaded_after[entity] = _fmt(through)
