@@ -301,6 +301,38 @@ def _pg_version(url: str) -> str:
         return "PostgreSQL " + wh.fetchone("show server_version")[0].split()[0]
 
 
+def speed_control(rounds: int = 3) -> float:
+    """Seconds for a fixed pure-Python workload, best of `rounds`.
+
+    The same code on the same machine takes the same time, so runs taken on
+    different days (or on a shared, throttled CPU) compare through it: the
+    bench times it before and after the stages.
+    """
+    import hashlib
+
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        x = b"crm"
+        for _ in range(300_000):
+            x = hashlib.sha256(x).digest()
+        total = 0
+        for i in range(1_500_000):
+            total += i * i
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _machine_line(r: dict) -> str:
+    line = f"Machine: {r['machine']}. Taken {r.get('taken', '?')}."
+    if r.get("speed_control"):
+        before, after = r["speed_control"]
+        line += (
+            f" Speed control (fixed Python work, `bench.speed_control`): {before:.2f} s before, {after:.2f} s after."
+        )
+    return line
+
+
 def write_docs(results_dir: Path, doc: Path) -> None:
     """docs/benchmarks.md from every bench/results/<scale>.json present."""
     out = [
@@ -324,7 +356,7 @@ def write_docs(results_dir: Path, doc: Path) -> None:
         out += [
             f"## Scale {r['scale']}: {r['customers']:,} customers, {r.get('engine', 'duckdb')}",
             "",
-            f"Machine: {r['machine']}. Taken {r.get('taken', '?')}.",
+            _machine_line(r),
             "",
         ]
         out += ["| stage | seconds | rows | rows/s | peak MB |", "|---|---:|---:|---:|---:|"]
@@ -357,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     landing, truth = base / "landing", base / "ground_truth"
     stages = []
 
+    control_before = speed_control()
     t0 = time.perf_counter()
     if not (truth / "summary.json").exists():
         from crm_pipeline.sample.generate import generate
@@ -427,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, "
         + (_pg_version(url) if args.postgres else f"DuckDB {__import__('duckdb').__version__}")
     )
+    control = (round(control_before, 3), round(speed_control(), 3))
     print(f"bench scale {args.scale} ({SCALES[args.scale]:,} customers) on {machine}")
+    print(f"speed control: {control[0]:.2f} s before, {control[1]:.2f} s after")
     print("\n".join(_table(stages)))
     for key, value in summary.items():
         print(f"{key}: {value}")
@@ -442,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 "customers": SCALES[args.scale],
                 "machine": machine,
                 "taken": dt.date.today().isoformat(),
+                "speed_control": control,
                 "stages": [
                     {"stage": s, "seconds": round(t, 3), "rows": n, "peak_mb": mb and round(mb)}
                     for s, t, n, mb in stages

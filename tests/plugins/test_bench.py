@@ -109,3 +109,22 @@ def test_a_stage_in_a_process_of_its_own_reports_its_seconds_result_and_memory_o
     assert (seconds, result) == (1.5, "held 200")  # the seconds the stage reports, not process start-up
     assert 200 <= mb < 500, mb
     del mine
+
+
+def test_the_docs_name_each_runs_speed_control_when_it_was_taken(tmp_path):
+    import json
+
+    from crm_pipeline.bench import write_docs
+
+    stages = [{"stage": "dbt build (full refresh)", "seconds": 2.5, "rows": 10, "peak_mb": 100}]
+    base = {"customers": 10, "engine": "duckdb", "machine": "x86_64, 2 cores", "taken": "2026-11-24", "stages": stages}
+    (tmp_path / "S.json").write_text(json.dumps({**base, "scale": "S", "speed_control": [0.614, 0.702]}))
+    (tmp_path / "M.json").write_text(json.dumps({**base, "scale": "M"}))  # taken before there was a control
+    doc = tmp_path / "benchmarks.md"
+    write_docs(tmp_path, doc)
+    lines = [line for line in doc.read_text().splitlines() if line.startswith("Machine:")]
+    assert lines == [
+        "Machine: x86_64, 2 cores. Taken 2026-11-24. "
+        "Speed control (fixed Python work, `bench.speed_control`): 0.61 s before, 0.70 s after.",
+        "Machine: x86_64, 2 cores. Taken 2026-11-24.",
+    ]
