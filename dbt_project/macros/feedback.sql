@@ -69,16 +69,10 @@ where
                 )
         )
     )
-    {#- one IN per source: concatenating source and id cost 6 s a build at L -#}
-    {%- for source in ('forum', 'chat', 'review', 'refund') %}
-    or (
-        feedback_source = '{{ source }}'
-        and source_record_id in (
-            select record_id from {{ scores }}
-            where source = '{{ source }}' and scored_at > cast('{{ scored_after }}' as timestamp)
-        )
+    or feedback_source || ':' || source_record_id in (
+        select source || ':' || record_id from {{ scores }}
+        where scored_at > cast('{{ scored_after }}' as timestamp)
     )
-    {%- endfor %}
     or account_node in (
         select built.account_node
         from (select distinct account_node, person_id from {{ this }}) as built
