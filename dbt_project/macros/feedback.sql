@@ -9,6 +9,20 @@
     group by product_id
 {%- endmacro %}
 
+{#- Incremental int_feedback__touchpoints: the record (`record_id`, an
+    expression) of `feedback_source` is not in the table yet (always true on
+    a full refresh). -#}
+{% macro feedback_not_built(feedback_source, record_id) -%}
+    {%- if is_incremental() -%}
+        not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = '{{ feedback_source }}' and built.source_record_id = {{ record_id }}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Incremental int_feedback__touchpoints, before the build inserts what is
     missing: delete every row that may be stale.
     - its record, or the order a review or refund names (its product, its
@@ -99,19 +113,11 @@ where
         {{ return(true) }}
     {%- endif -%}
     {%- set query -%}
-        select count(*) from (
-            (
-                select product_id, product_name from ({{ feedback_catalogue(ref('stg_shop__order_items')) }}) as now_
-                except
-                select product_id, product_name from {{ seen }}
-            )
-            union all
-            (
-                select product_id, product_name from {{ seen }}
-                except
-                select product_id, product_name from ({{ feedback_catalogue(ref('stg_shop__order_items')) }}) as now_
-            )
-        ) as differences
+        select count(*)
+        from ({{ feedback_catalogue(ref('stg_shop__order_items')) }}) as now_
+        full outer join {{ seen }} as seen
+            on now_.product_id = seen.product_id
+        where now_.product_name is distinct from seen.product_name
     {%- endset -%}
     {{ return(run_query(query).columns[0].values()[0] > 0) }}
 {%- endmacro %}

@@ -196,14 +196,14 @@ def _feedback_facts(url: str, landing: Path) -> dict:
     user, customer = _merging_user(landing)["user_id"], _merging_customer(landing)["customer_id"]
     with Warehouse.from_url(url) as wh:
         t = "intermediate.int_feedback__touchpoints"
-        person = "select max(person_id) from intermediate.int_identity__resolved where account_node = %s"
+        person_in = "select max(person_id) from {} where account_node = %s"
         return {
             "unscored": wh.fetchone(f"select count(*) from {t} where not is_scored")[0],
             "xcat_product": wh.fetchone(f"select max(product_id) from {t} where source_record_id = 'XCAT'")[0],
-            "user_person": wh.fetchone(f"select max(person_id) from {t} where account_node = %s", (f"2forum:{user}",))[
-                0
-            ],
-            "customer_person": wh.fetchone(person, (f"1customer:{customer}",))[0],
+            "user_person": wh.fetchone(person_in.format(t), (f"2forum:{user}",))[0],
+            "customer_person": wh.fetchone(
+                person_in.format("intermediate.int_identity__resolved"), (f"1customer:{customer}",)
+            )[0],
             "xre1_received": wh.fetchone(
                 "select count(*) from intermediate.int_member_activities_unioned "
                 "where activity_id = 'XRE1' and activity_type = 'reply_received'"

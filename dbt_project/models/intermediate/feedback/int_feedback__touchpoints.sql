@@ -26,48 +26,28 @@ with
 posts as (
 
     select * from {{ ref('stg_forum__posts') }} as posts
-    {%- if is_incremental() %}
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.feedback_source = 'forum' and built.source_record_id = posts.post_id
-        )
-    {%- endif %}
+    where {{ feedback_not_built('forum', 'posts.post_id') }}
 
 ),
 
 messages as (
 
     select * from {{ ref('stg_chat__messages') }} as messages
-    {%- if is_incremental() %}
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.feedback_source = 'chat' and built.source_record_id = messages.msg_id
-        )
-    {%- endif %}
+    where {{ feedback_not_built('chat', 'messages.msg_id') }}
 
 ),
 
 reviews as (
 
     select * from {{ ref('stg_shop__reviews') }} as reviews
-    {%- if is_incremental() %}
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.feedback_source = 'review' and built.source_record_id = reviews.review_id
-        )
-    {%- endif %}
+    where {{ feedback_not_built('review', 'reviews.review_id') }}
 
 ),
 
 refunds as (
 
     select * from {{ ref('stg_shop__refunds') }} as refunds
-    {%- if is_incremental() %}
-        where not exists (
-            select 1 from {{ this }} as built
-            where built.feedback_source = 'refund' and built.source_record_id = refunds.refund_id
-        )
-    {%- endif %}
+    where {{ feedback_not_built('refund', 'refunds.refund_id') }}
 
 ),
 
