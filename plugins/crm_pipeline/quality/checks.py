@@ -132,7 +132,6 @@ class Target:
 def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None = None) -> Validation:
     """Run every suite of every target in one ephemeral context; build Data Docs; return the results."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
     report_dir = reports_dir(run_date)
     ctx = _context(report_dir)
@@ -161,7 +160,6 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
                 gx.Checkpoint(
                     name=f"{name}-{severity}",
                     validation_definitions=[vd],
-                    actions=[UpdateDataDocsAction(name="docs", site_names=["crm"])],
                     result_format=RESULT_FORMAT,
                 )
             )
@@ -190,6 +188,11 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
                             batch_id=target.batch_id,
                         )
                     )
+    if out.results:
+        # Once, from the context's stores: a docs action per checkpoint rebuilt
+        # the site (and recompiled its templates) after every suite, 60% of a
+        # mart check's time at M.
+        ctx.build_data_docs(site_names=["crm"])
     return out
 
 

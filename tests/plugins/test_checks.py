@@ -1,0 +1,54 @@
+"""The check runner's report: one Data Docs page per validation run, all reachable from the index."""
+
+import datetime as dt
+import json
+
+import pandas as pd
+
+from crm_pipeline.quality import checks
+from crm_pipeline.quality.checks import Target, validate
+
+RUN = dt.date(2026, 11, 22)
+
+
+def _suite(directory, relation: str, severity: str, expectation: dict) -> None:
+    spec = {"name": f"{relation}.{severity}", "expectations": [expectation]}
+    (directory / f"{relation}.{severity}.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
+def test_every_suite_run_gets_its_page_in_one_report(tmp_path, monkeypatch):
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    not_null = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}}
+    rows = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": 2}}
+    for relation in ("marts.alpha", "marts.beta"):
+        _suite(suites, relation, "critical", not_null)
+        _suite(suites, relation, "warning", rows)
+    monkeypatch.setattr(checks, "EXPECTATIONS_DIR", suites)
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+
+    validation = validate(
+        [
+            Target("marts.alpha", dataframe=pd.DataFrame({"a": [1, 2]})),
+            Target("marts.beta", dataframe=pd.DataFrame({"a": [1, None, 3]})),
+        ],
+        RUN,
+    )
+
+    outcome = {(r.relation, r.severity): r.success for r in validation.results}
+    assert outcome == {
+        ("marts.alpha", "critical"): True,
+        ("marts.alpha", "warning"): True,
+        ("marts.beta", "critical"): False,  # one null
+        ("marts.beta", "warning"): False,  # three rows
+    }
+    site = tmp_path / "reports" / RUN.isoformat()
+    assert validation.report == str(site / "index.html")
+    pages = sorted(site.glob("validations/**/*.html"))
+    assert len(pages) == 4
+    # validations/<suite name, dots as folders>/<run>/...: each suite of each target once
+    named = {"/".join(p.relative_to(site / "validations").parts[:3]) for p in pages}
+    assert named == {f"marts/{m}/{s}-{i}" for i, m in enumerate(("alpha", "beta")) for s in ("critical", "warning")}
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for page in pages:
+        assert str(page.relative_to(site)) in index
