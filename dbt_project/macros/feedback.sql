@@ -48,7 +48,7 @@
 {%- set refunds = ref('stg_shop__refunds') -%}
 {%- set orders = ref('stg_shop__orders') -%}
 {%- set order_items = ref('stg_shop__order_items') -%}
-{#- every score row, not the staging view that ranks them all: a superset, cheaply -#}
+{#- the raw score rows written since the snapshot: a superset of the staged winners that changed -#}
 {%- set scores = source('scoring', 'text_scores') -%}
 {%- set resolved = ref('int_identity__resolved') -%}
 delete from {{ this }}

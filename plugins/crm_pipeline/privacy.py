@@ -162,12 +162,14 @@ def _is_table(wh: Warehouse, table: str) -> bool:
     return bool(row and row[0])
 
 
-def _delete(wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: str | None = None) -> None:
+def _delete(
+    wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: tuple[str, str] | None = None
+) -> None:
     if not values or not _is_table(wh, table):
         return
     clause, params = _in(column, values)
-    if source is not None:  # scoring.text_scores: ids are unique within a source only
-        clause, params = f"source = %s and {clause}", [source, *params]
+    if source is not None:  # scores: ids are unique within a source only; (source column, source)
+        clause, params = f"{source[0]} = %s and {clause}", [source[1], *params]
     n = wh.fetchone(f"select count(*) from {table} where {clause}", params)[0]
     if n:
         wh.execute(f"delete from {table} where {clause}", params)
@@ -267,7 +269,9 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
         if values and wh.table_exists("raw", table) and wh.table_exists("scoring", "text_scores"):
             clause, params = _in(column, sorted(values))
             records = sorted({r for (r,) in wh.fetchall(f"select {id_col} from raw.{table} where {clause}", params)})
-            _delete(wh, "scoring.text_scores", "record_id", records, counts, source=source)
+            _delete(wh, "scoring.text_scores", "record_id", records, counts, source=("source", source))
+            # Their staged scores: an incremental table too.
+            _delete(wh, "staging.stg_scoring__text_scores", "record_id", records, counts, ("feedback_source", source))
     # Raw, and the incremental staging tables built from it (crm_pipeline.transform.incremental):
     # the next build is a full refresh anyway (raw rows went), but the copies go now.
     for raw, staged, column, values in (

@@ -40,6 +40,7 @@ STAGING = [
     "stg_forum__users",
     "stg_forum__posts",
     "stg_chat__messages",
+    "stg_scoring__text_scores",
     "stg_events__attendance",
 ]
 INTERMEDIATE = ["int_feedback__touchpoints", "int_feedback__catalogue", "int_member_activities_by_account"]

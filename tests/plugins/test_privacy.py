@@ -47,6 +47,13 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
     _land(landing, "orders", "o.csv", ORDERS)
     _land(
         landing,
+        "reviews",
+        "rv.csv",
+        "review_id,customer_id,rating,created_at,order_id,product_id,content\n"
+        "RV1,C1,1,2026-11-05,O1,,broken\nRV2,C4,5,2026-11-05,O3,,fine\n",
+    )
+    _land(
+        landing,
         "deletion_requests",
         "r.csv",
         "request_id,requested_at,customer_id,phone\n"
@@ -59,8 +66,15 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         ensure_tables(wh)
         write_pseudonym_key(wh, "secret-1")
         ensure_privacy_tables(wh)
-        for entity in ("customers", "orders", "deletion_requests"):
+        for entity in ("customers", "orders", "reviews", "deletion_requests"):
             load_landing(wh, entity, landing, RUN, SH)
+        # Scores of C1's review (RV1) and C4's, raw and staged; a forum post with the same id is someone else's.
+        wh.execute("create schema if not exists scoring")
+        wh.execute("create schema if not exists staging")
+        wh.execute("create table scoring.text_scores (source varchar, record_id varchar)")
+        wh.execute("create table staging.stg_scoring__text_scores (feedback_source varchar, record_id varchar)")
+        for t in ("scoring.text_scores", "staging.stg_scoring__text_scores"):
+            wh.execute(f"insert into {t} values ('review', 'RV1'), ('review', 'RV2'), ('forum', 'RV1')")
         # What the incremental intermediate tables hold between builds (a full refresh rebuilds them later).
         wh.execute("create schema if not exists intermediate")
         wh.execute(
@@ -83,6 +97,12 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             for t in ("int_feedback__touchpoints", "int_member_activities_by_account")
         }
         assert left == {"int_feedback__touchpoints": ["V2"], "int_member_activities_by_account": ["P3"]}
+        scores_left = {
+            t: sorted(wh.fetchall(f"select * from {t}"))
+            for t in ("scoring.text_scores", "staging.stg_scoring__text_scores")
+        }
+        kept = [("forum", "RV1"), ("review", "RV2")]
+        assert scores_left == {"scoring.text_scores": kept, "staging.stg_scoring__text_scores": kept}
         assert done == {
             "R1": (
                 "erased",
@@ -90,6 +110,9 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
                 {
                     "raw.customers": 1,
                     "raw.orders": 2,
+                    "raw.reviews": 1,
+                    "scoring.text_scores": 1,
+                    "staging.stg_scoring__text_scores": 1,
                     "intermediate.int_feedback__touchpoints": 1,
                     "intermediate.int_member_activities_by_account": 2,
                 },
