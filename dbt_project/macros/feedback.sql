@@ -24,79 +24,86 @@
 {%- endmacro %}
 
 {#- Incremental int_feedback__touchpoints, before the build inserts what is
-    missing: delete every row that may be stale.
-    - its record, or the order a review or refund names (its product, its
-      customer), was recomputed by staging in this build (built_now());
-    - a score of its record was written after the last build's snapshot of
-      scoring.text_scores (crm_pipeline.transform.incremental passes it in
-      var incremental.loaded_after.text_scores);
-    - its account now resolves to another person (identity merged or split);
-    - the catalogue changed: every row whose product came from the text.
+    missing: delete every row that may be stale, one rule (`rule`) per
+    pre-hook statement:
+    - 'forum', 'chat', 'review', 'refund': its record, or the order a review
+      or refund names (its product, its customer), was recomputed by staging
+      in this build (built_now());
+    - 'scores': a score of its record was written after the last build's
+      snapshot of scoring.text_scores (crm_pipeline.transform.incremental
+      passes it in var incremental.loaded_after.text_scores);
+    - 'persons': its account now resolves to another person (identity merged
+      or split);
+    - 'catalogue': the catalogue changed: every row whose product came from
+      the text.
+    One statement per rule and per source, each a plain `in (subquery)`, no
+    OR around one:
+    PostgreSQL runs an `in (subquery)` under an OR as a subplan, which is
+    re-scanned for every row once its result outgrows work_mem (431 s at M
+    for one DELETE of all the rules together); alone, it is a semi-join.
     The staff list is a seed: changing it makes the next build a full refresh
     (crm_pipeline.transform.incremental.code_hash). -#}
-{% macro feedback_delete_stale() -%}
+{% macro feedback_delete_stale(rule) -%}
 {%- set w = incremental_window() -%}
 {%- if is_incremental() and w is not mapping -%}
     {#- no window (dbt by hand): every row may be stale -#}
-    delete from {{ this }}
+    {%- if rule == 'forum' %}delete from {{ this }}{% else %}select 1{% endif -%}
 {%- elif is_incremental() -%}
 {%- set now = built_now() -%}
-{%- set scored_after = w['loaded_after'].get('text_scores', '1900-01-01 00:00:00') -%}
-{%- set posts = ref('stg_forum__posts') -%}
-{%- set messages = ref('stg_chat__messages') -%}
-{%- set reviews = ref('stg_shop__reviews') -%}
-{%- set refunds = ref('stg_shop__refunds') -%}
-{%- set orders = ref('stg_shop__orders') -%}
 {%- set order_items = ref('stg_shop__order_items') -%}
-{#- the raw score rows written since the snapshot: a superset of the staged winners that changed -#}
-{%- set scores = source('scoring', 'text_scores') -%}
-{%- set resolved = ref('int_identity__resolved') -%}
+{%- if rule == 'forum' -%}
 delete from {{ this }}
-where
-    (
-        feedback_source = 'forum'
-        and source_record_id in (select post_id from {{ posts }} where _built_at = {{ now }})
+where feedback_source = 'forum' and source_record_id in (
+    select post_id from {{ ref('stg_forum__posts') }} where _built_at = {{ now }}
+)
+{%- elif rule == 'chat' -%}
+delete from {{ this }}
+where feedback_source = 'chat' and source_record_id in (
+    select msg_id from {{ ref('stg_chat__messages') }} where _built_at = {{ now }}
+)
+{%- elif rule == 'review' -%}
+delete from {{ this }}
+where feedback_source = 'review' and source_record_id in (
+    select review_id from {{ ref('stg_shop__reviews') }} where _built_at = {{ now }}
+    union all
+    select review_id from {{ ref('stg_shop__reviews') }}
+    where order_id in (select order_id from {{ order_items }} where _built_at = {{ now }})
+)
+{%- elif rule == 'refund' -%}
+delete from {{ this }}
+where feedback_source = 'refund' and source_record_id in (
+    select refund_id from {{ ref('stg_shop__refunds') }} where _built_at = {{ now }}
+    union all
+    select refund_id from {{ ref('stg_shop__refunds') }}
+    where order_id in (
+        select order_id from {{ order_items }} where _built_at = {{ now }}
+        union all
+        select order_id from {{ ref('stg_shop__orders') }} where _built_at = {{ now }}
     )
-    or (
-        feedback_source = 'chat'
-        and source_record_id in (select msg_id from {{ messages }} where _built_at = {{ now }})
-    )
-    or (
-        feedback_source = 'review'
-        and source_record_id in (
-            select review_id from {{ reviews }}
-            where
-                _built_at = {{ now }}
-                or order_id in (select order_id from {{ order_items }} where _built_at = {{ now }})
-        )
-    )
-    or (
-        feedback_source = 'refund'
-        and source_record_id in (
-            select refund_id from {{ refunds }}
-            where
-                _built_at = {{ now }}
-                or order_id in (
-                    select order_id from {{ order_items }} where _built_at = {{ now }}
-                    union all
-                    select order_id from {{ orders }} where _built_at = {{ now }}
-                )
-        )
-    )
-    or feedback_source || ':' || source_record_id in (
-        select source || ':' || record_id from {{ scores }}
-        where scored_at > cast('{{ scored_after }}' as timestamp)
-    )
-    or account_node in (
-        select built.account_node
-        from (select distinct account_node, person_id from {{ this }}) as built
-        left join {{ resolved }} as resolved
-            on built.account_node = resolved.account_node
-        where built.person_id is distinct from resolved.person_id
-    )
-    {%- if feedback_catalogue_changed() %}
-    or product_link is distinct from 'order'
-    {%- endif %}
+)
+{%- elif rule == 'scores' -%}
+{%- set scored_after = w['loaded_after'].get('text_scores', '1900-01-01 00:00:00') -%}
+{#- the raw score rows written since the snapshot: a superset of the staged winners that changed -#}
+delete from {{ this }}
+where feedback_source || ':' || source_record_id in (
+    select source || ':' || record_id from {{ source('scoring', 'text_scores') }}
+    where scored_at > cast('{{ scored_after }}' as timestamp)
+)
+{%- elif rule == 'persons' -%}
+delete from {{ this }}
+where account_node in (
+    select built.account_node
+    from (select distinct account_node, person_id from {{ this }}) as built
+    left join {{ ref('int_identity__resolved') }} as resolved
+        on built.account_node = resolved.account_node
+    where built.person_id is distinct from resolved.person_id
+)
+{%- elif rule == 'catalogue' and feedback_catalogue_changed() -%}
+delete from {{ this }}
+where product_link is distinct from 'order'
+{%- else -%}
+    select 1
+{%- endif -%}
 {%- else -%}
     select 1
 {%- endif -%}

@@ -79,12 +79,13 @@ where {{ not_held() }}
     )
 {%- endmacro %}
 
-{% macro activities_delete_stale() -%}
+{#- One statement per source (a pre-hook each), not an OR of two
+    `in (subquery)`s, which PostgreSQL runs as subplans (see
+    feedback_delete_stale). -#}
+{% macro activities_delete_stale(source) -%}
 {%- if is_incremental() -%}
     delete from {{ this }}
-    where
-        (activity_source = 'forum' and source_record_id in ({{ activities_stale_records('forum') }}))
-        or (activity_source = 'chat' and source_record_id in ({{ activities_stale_records('chat') }}))
+    where activity_source = '{{ source }}' and source_record_id in ({{ activities_stale_records(source) }})
 {%- else -%}
     select 1
 {%- endif -%}

@@ -16,7 +16,10 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ activities_delete_stale() }}",
+        pre_hook=[
+            "{{ activities_delete_stale('forum') }}",
+            "{{ activities_delete_stale('chat') }}",
+        ],
     )
 }}
 

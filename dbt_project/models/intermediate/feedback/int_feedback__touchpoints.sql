@@ -17,7 +17,15 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ feedback_delete_stale() }}",
+        pre_hook=[
+            "{{ feedback_delete_stale('forum') }}",
+            "{{ feedback_delete_stale('chat') }}",
+            "{{ feedback_delete_stale('review') }}",
+            "{{ feedback_delete_stale('refund') }}",
+            "{{ feedback_delete_stale('scores') }}",
+            "{{ feedback_delete_stale('persons') }}",
+            "{{ feedback_delete_stale('catalogue') }}",
+        ],
     )
 }}
 
