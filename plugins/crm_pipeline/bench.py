@@ -454,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{day_seconds:.1f} s = {100 * day_seconds / full_seconds:.0f}% of the full build ({delta_rows:,} delta rows)"
     )
 
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from crm_pipeline.transform.dbt import ram_bytes
+
+    memory_gb = ram_bytes() / 2**30
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, {memory_gb:.0f} GB, {platform.system()}, "
         f"Python {platform.python_version()}, "

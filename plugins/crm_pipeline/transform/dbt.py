@@ -35,7 +35,8 @@ class DbtResult:
 DUCKDB_MEMORY_CAP_BYTES = 6_000_000_000
 
 
-def _ram_bytes() -> int:
+def ram_bytes() -> int:
+    """Physical memory of this machine."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -44,7 +45,7 @@ def duckdb_memory_limit() -> str:
     explicit = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "").strip()
     if explicit:
         return explicit
-    return f"{min(int(0.8 * _ram_bytes()), DUCKDB_MEMORY_CAP_BYTES) // 2**20}MiB"
+    return f"{min(int(0.8 * ram_bytes()), DUCKDB_MEMORY_CAP_BYTES) // 2**20}MiB"
 
 
 def dbt_env(target: WarehouseTarget) -> dict[str, str]:
