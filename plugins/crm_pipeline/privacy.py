@@ -151,21 +151,11 @@ def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
     return f"{column} in ({', '.join(['%s'] * len(values))})", values
 
 
-def _is_table(wh: Warehouse, table: str) -> bool:
-    """A base table (staging models built before they were incremental are views: nothing to delete there)."""
-    schema, name = table.split(".")
-    row = wh.fetchone(
-        "select count(*) from information_schema.tables "
-        "where table_schema = %s and table_name = %s and table_type = 'BASE TABLE'",
-        (schema, name),
-    )
-    return bool(row and row[0])
-
-
 def _delete(
     wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: tuple[str, str] | None = None
 ) -> None:
-    if not values or not _is_table(wh, table):
+    # A base table: staging models built before they were incremental are views, with nothing to delete.
+    if not values or not wh.table_exists(*table.split("."), base_only=True):
         return
     clause, params = _in(column, values)
     if source is not None:  # scores: ids are unique within a source only; (source column, source)

@@ -75,6 +75,8 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         wh.execute("create table staging.stg_scoring__text_scores (feedback_source varchar, record_id varchar)")
         for t in ("scoring.text_scores", "staging.stg_scoring__text_scores"):
             wh.execute(f"insert into {t} values ('review', 'RV1'), ('review', 'RV2'), ('forum', 'RV1')")
+        # A staging model from before it was incremental is a view: nothing to delete there (nor an error).
+        wh.execute("create view staging.stg_shop__orders as select 'O1' as order_id, 'C1' as customer_id")
         # What the incremental intermediate tables hold between builds (a full refresh rebuilds them later).
         wh.execute("create schema if not exists intermediate")
         wh.execute(

@@ -210,9 +210,11 @@ class Warehouse:
         finally:
             self.execute("select pg_advisory_unlock(hashtext(%s))", (name,))
 
-    def table_exists(self, schema: str, table: str) -> bool:
+    def table_exists(self, schema: str, table: str, base_only: bool = False) -> bool:
+        """Whether the relation exists (a table or a view; only a base table when `base_only`)."""
         row = self.fetchone(
-            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
+            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s"
+            + (" and table_type = 'BASE TABLE'" if base_only else ""),
             (schema, table),
         )
         return bool(row and row[0])
