@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,6 +31,13 @@ from pathlib import Path
 from crm_pipeline.config import REPO_ROOT
 
 SCALES = {"XS": 2_000, "S": 10_000, "M": 100_000, "L": 1_000_000}
+# What each customer does at M and L, so the rows are the issue's: M about 1M orders, 1M forum posts
+# and 3M chat messages; L about 10M orders, 5M forum posts and 20M chat messages. The sample's own
+# habits (XS, S: Volume()) are about 1.9 orders, 1.5 forum posts and 10 chat messages a customer.
+VOLUMES = {
+    "M": {"orders": 5.3, "forum_posts": 6.7, "chat": 3.0},
+    "L": {"orders": 5.3, "forum_posts": 3.35, "chat": 2.0},
+}
 END = dt.date(2026, 11, 22)
 
 
@@ -107,18 +115,33 @@ def _tree(root: int) -> list[int]:
     return out
 
 
+def _generated(truth: Path, scale: str) -> bool:
+    """Data generated for this scale is there: same customers and volume (an older bench's data is not reused)."""
+    from crm_pipeline.sample.generate import Volume
+
+    try:
+        meta = json.loads((truth / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    volume = dataclasses.asdict(Volume(**VOLUMES.get(scale, {})))
+    return meta.get("customers") == SCALES[scale] and meta.get("volume") == volume
+
+
 def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
     """One day's delta as new landed files: updated and new (some late) orders, new chat and posts, post edits."""
     import csv
 
     from crm_pipeline.sources.files import read_records
 
-    def records(entity: str) -> list[dict]:
-        out = []
+    def records(entity: str):
+        """The entity's landed records with their position, file by file (memory holds one file)."""
+        i = 0
         for path in sorted((landing / entity).glob("*")):
             if path.is_file() and not path.name.startswith("delta_"):
-                out += [r.record for r in read_records(path)[2] if r.record]
-        return out
+                for r in read_records(path)[2]:
+                    if r.record:
+                        yield i, r.record
+                        i += 1
 
     def write(entity: str, rows: list[dict]) -> int:
         if rows:
@@ -130,25 +153,32 @@ def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
 
     step = max(1, round(1 / share))
     noon, late = f"{day} 12:00:00", f"{day - dt.timedelta(days=2)} 20:00:00"
-    orders = records("orders")
-    updated = [{**o, "status": "completed", "updated_at": noon} for o in orders[::step] if o["status"] != "completed"]
-    new = [
-        {**o, "order_id": f"D{day:%m%d}{i:07d}", "status": "paid", "ordered_at": late if i % 4 == 0 else noon,
-         "updated_at": noon}
-        for i, o in enumerate(orders[:: step * 2])
-    ]  # fmt: skip
+    updated, new = [], []
+    for i, o in records("orders"):
+        if i % step == 0 and o["status"] != "completed":  # every step-th order moves on to completed
+            updated.append({**o, "status": "completed", "updated_at": noon})
+        if i % (step * 2) == 0:  # and every other one of those is copied as a new order, a quarter of them late
+            k = i // (step * 2)
+            new.append(
+                {**o, "order_id": f"D{day:%m%d}{k:07d}", "status": "paid", "ordered_at": late if k % 4 == 0 else noon,
+                 "updated_at": noon}
+            )  # fmt: skip
     n = write("orders", updated + new)
     chat = [
-        {**m, "msg_id": f"DM{day:%m%d}{i:08d}", "sent_at": noon, "reply_to_msg_id": ""}
-        for i, m in enumerate(records("chat_messages")[::step])
+        {**m, "msg_id": f"DM{day:%m%d}{i // step:08d}", "sent_at": noon, "reply_to_msg_id": ""}
+        for i, m in records("chat_messages")
+        if i % step == 0
     ]
     n += write("chat_messages", chat)
-    posts = records("forum_posts")
-    new_posts = [
-        {**p, "post_id": f"DP{day:%m%d}{i:07d}", "created_at": noon, "updated_at": noon, "reply_to_post_id": ""}
-        for i, p in enumerate(posts[::step])
-    ]
-    edits = [{**p, "content": p["content"] + "（已编辑）", "updated_at": noon} for p in posts[step // 2 :: step * 4]]
+    new_posts, edits = [], []
+    for i, p in records("forum_posts"):
+        if i % step == 0:
+            new_posts.append(
+                {**p, "post_id": f"DP{day:%m%d}{i // step:07d}", "created_at": noon, "updated_at": noon,
+                 "reply_to_post_id": ""}
+            )  # fmt: skip
+        if i >= step // 2 and (i - step // 2) % (step * 4) == 0:
+            edits.append({**p, "content": p["content"] + "（已编辑）", "updated_at": noon})
     return n + write("forum_posts", new_posts + edits)
 
 
@@ -359,6 +389,9 @@ def write_docs(results_dir: Path, doc: Path) -> None:
             _machine_line(r),
             "",
         ]
+        if "landed_rows" in r:
+            landed = ", ".join(f"{entity} {n:,}" for entity, n in r["landed_rows"].items())
+            out += [f"Landed rows: {landed}.", ""]
         out += ["| stage | seconds | rows | rows/s | peak MB |", "|---|---:|---:|---:|---:|"]
         for s in r["stages"]:
             rate = f"{s['rows'] / s['seconds']:,.0f}" if s["rows"] and s["seconds"] else "–"
@@ -391,13 +424,14 @@ def main(argv: list[str] | None = None) -> int:
 
     control_before = speed_control()
     t0 = time.perf_counter()
-    if not (truth / "summary.json").exists():
-        from crm_pipeline.sample.generate import generate
+    if not _generated(truth, args.scale):
+        from crm_pipeline.sample.generate import Volume, generate
 
         shutil.rmtree(base, ignore_errors=True)
         with Peak() as peak:
-            generate(landing, truth, customers=SCALES[args.scale], seed=42, end_date=END)
-        stages.append(("generate", time.perf_counter() - t0, None, peak.mb))
+            volume = Volume(**VOLUMES.get(args.scale, {}))
+            meta = generate(landing, truth, customers=SCALES[args.scale], seed=42, end_date=END, volume=volume)
+        stages.append(("generate", time.perf_counter() - t0, sum(meta["rows"].values()), peak.mb))
     else:
         stages.append(("generate (reused)", 0.0, None, None))
     for old in landing.glob("*/delta_*"):  # a previous bench's incremental day
@@ -477,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scale": args.scale,
                 "engine": engine,
                 "customers": SCALES[args.scale],
+                "landed_rows": json.loads((truth / "summary.json").read_text(encoding="utf-8"))["rows"],
                 "machine": machine,
                 "taken": dt.date.today().isoformat(),
                 "speed_control": control,

@@ -128,3 +128,42 @@ def test_the_docs_name_each_runs_speed_control_when_it_was_taken(tmp_path):
         "Speed control (fixed Python work, `bench.speed_control`): 0.61 s before, 0.70 s after.",
         "Machine: x86_64, 2 cores. Taken 2026-11-24.",
     ]
+
+
+def test_the_docs_say_how_many_rows_each_scale_landed(tmp_path):
+    """A figure means little without its data: each scale's section names the rows it landed, per entity."""
+    import json
+
+    from crm_pipeline.bench import write_docs
+
+    stages = [{"stage": "extract + load", "seconds": 2.0, "rows": 3_500_000, "peak_mb": 100}]
+    landed = {"orders": 1_000_000, "chat_messages": 2_500_000}
+    base = {"customers": 100_000, "engine": "duckdb", "machine": "x86_64", "taken": "2026-11-25", "stages": stages}
+    (tmp_path / "M.json").write_text(json.dumps({**base, "scale": "M", "landed_rows": landed}))
+    (tmp_path / "S.json").write_text(json.dumps({**base, "scale": "S"}))  # taken before rows were recorded
+    doc = tmp_path / "benchmarks.md"
+    write_docs(tmp_path, doc)
+    assert [line for line in doc.read_text().splitlines() if line.startswith("Landed rows:")] == [
+        "Landed rows: orders 1,000,000, chat_messages 2,500,000."
+    ]
+
+
+def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_path):
+    """An older bench's data (another volume, or none recorded) is generated anew, not benchmarked as this scale."""
+    import json
+
+    from crm_pipeline.bench import SCALES, VOLUMES, _generated
+
+    summary = tmp_path / "summary.json"
+    assert not _generated(tmp_path, "M")  # nothing there
+    summary.write_text(json.dumps({"customers": SCALES["M"], "rows": {}}))
+    assert not _generated(tmp_path, "M")  # generated before volumes
+    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": {**VOLUMES["M"], "chat": 1.0}}))
+    assert not _generated(tmp_path, "M")
+    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": VOLUMES["M"]}))
+    assert _generated(tmp_path, "M")
+    assert not _generated(tmp_path, "L")
+    summary.write_text(
+        json.dumps({"customers": SCALES["S"], "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0}})
+    )
+    assert _generated(tmp_path, "S")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import itertools
 import json
-import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -132,19 +132,74 @@ class Person:
     display_name: str = ""  # staff accounts' names (members get generated ones)
     value: float = 1.0  # Pareto spend multiplier
     activity: float = 1.0  # community activity multiplier
-    orders: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """How much each customer does, as multiples of the sample's own habits (1.0: the sample as it is).
+
+    orders: orders a buyer places (items, reviews and refunds follow them); forum_posts: topics
+    started per forum member (replies follow the topics); chat: messages per customer.
+    """
+
+    orders: float = 1.0
+    forum_posts: float = 1.0
+    chat: float = 1.0
+
+
+ROWS_PER_FILE = 20_000
+TEXT_TRUTH_FIELDS = ["source", "record_id", "language", "is_negative", "category"]
+
+
+class Spool:
+    """One entity's rows written as they are made, ROWS_PER_FILE to a file: memory holds one file's rows.
+
+    Files are numbered in the order their rows were made (four digits, so they sort in
+    that order), which is the order the loader reads them.
+    """
+
+    def __init__(self, out: Path, entity: str, fmt: str, encoding: str):
+        self.folder, self.entity, self.fmt, self.encoding = out / entity, entity, fmt, encoding
+        self.rows: list[dict] = []
+        self.count = self.parts = 0
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if len(self.rows) >= ROWS_PER_FILE:
+            self._flush()
+
+    def extend(self, rows) -> None:
+        for row in rows:
+            self.append(row)
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.parts += 1
+            write_rows(self.folder / f"{self.entity}_{self.parts:04d}.{self.fmt}", self.rows, self.fmt, self.encoding)
+            self.rows = []
+
+    def close(self) -> int:
+        self._flush()
+        return self.count
 
 
 class Generator:
-    def __init__(self, customers: int, seed: int, end_date: dt.date):
+    def __init__(
+        self, customers: int, seed: int, end_date: dt.date, out: Path, truth: Path, volume: Volume | None = None
+    ):
         self.n = customers
         self.rng = random.Random(seed)
         self.end_date = end_date
         self.end = dt.datetime.combine(end_date, dt.time(23, 59, 59), TZ).astimezone(dt.UTC)
         self.start = self.end - dt.timedelta(days=730)
+        self.volume = volume or Volume()
         self.people: list[Person] = []
-        self.rows: dict[str, list[dict]] = {}
-        self.text_truth: list[dict] = []
+        self.rows = {entity: Spool(out, entity, fmt, enc) for entity, (fmt, enc) in FILE_PLAN.items()}
+        truth.mkdir(parents=True, exist_ok=True)
+        self._truth_file = (truth / "texts.csv").open("w", encoding="utf-8", newline="")
+        self._truth_writer = csv.DictWriter(self._truth_file, fieldnames=TEXT_TRUTH_FIELDS)
+        self._truth_writer.writeheader()
 
     # -- helpers ---------------------------------------------------------
     def _day_weight(self, day: dt.date) -> float:
@@ -189,7 +244,7 @@ class Generator:
         return text, lang, category if kind == "negative" else None
 
     def _truth(self, source: str, record_id: str, kind: str, lang: str, category: str | None) -> None:
-        self.text_truth.append(
+        self._truth_writer.writerow(
             {
                 "source": source,
                 "record_id": record_id,
@@ -239,7 +294,7 @@ class Generator:
 
     def make_customers(self) -> None:
         rng = self.rng
-        rows = []
+        rows = self.rows["customers"]
         for p in self.people:
             registered = self._random_time(self.start - dt.timedelta(days=365), self.end - dt.timedelta(days=1))
             p.registered = registered
@@ -256,16 +311,17 @@ class Generator:
                     "updated_at": format_ts(rng, registered),
                 }
             )
-        self.rows["customers"] = rows
 
     def make_orders(self) -> None:
         rng = self.rng
-        orders, items, refunds, reviews = [], [], [], []
+        orders, items, refunds, reviews = (self.rows[e] for e in ("orders", "order_items", "refunds", "reviews"))
         oid = rid = vid = 0
         for p in self.people:
             # Many buy once or never, a few buy often: Pareto-shaped frequency.
             n_orders = 0 if rng.random() < 0.18 else max(1, int(rng.paretovariate(1.6)))
             n_orders = min(n_orders, 25)
+            if self.volume.orders != 1.0:
+                n_orders = round(n_orders * self.volume.orders)
             lo = max(self.start, p.registered)
             for _ in range(n_orders):
                 oid += 1
@@ -324,7 +380,6 @@ class Generator:
                         self._order_row(order_id, p, ordered, "paid", total, channel, ordered + dt.timedelta(minutes=5))
                     )
                 orders.append(self._order_row(order_id, p, ordered, status, total, channel, max(updated, ordered)))
-                p.orders.append((order_id, ordered, status, total))
                 for line_no, pid, name, cat, unit, qty in lines:
                     items.append(
                         {
@@ -357,7 +412,6 @@ class Generator:
                         }
                     )
                     self._truth("review", review_id, kind, lang, cat)
-        self.rows.update(orders=orders, order_items=items, refunds=refunds, reviews=reviews)
 
     def _order_row(self, order_id, p, ordered, status, total, channel, updated) -> dict:
         return {
@@ -373,7 +427,7 @@ class Generator:
 
     def make_forum(self) -> None:
         rng = self.rng
-        users = []
+        users = self.rows["forum_users"]
         uid = 0
         # ~40% of customers hold a forum account linked by one shared key;
         # some forum users are community-only and link to nobody.
@@ -444,14 +498,14 @@ class Generator:
                 }
             )
         forum_people = members + extra + staff
-        posts = []
-        authors: dict[str, Person] = {}
+        posts = self.rows["forum_posts"]
+        authors: list[Person] = [None]  # by post number (FP<n>): whom a reply's mention names
         pid = 0
         topic_id = 0
         categories = ["unboxing", "tips", "firmware", "support", "events", "photography"]
         # Cumulative weights once: random.choices with `weights` re-adds them on every call (quadratic at scale M).
         forum_cum = list(itertools.accumulate(q.activity for q in forum_people))
-        for _ in range(max(1, int(len(forum_people) * 0.8))):
+        for _ in range(max(1, int(len(forum_people) * 0.8 * self.volume.forum_posts))):
             author = rng.choices(forum_people, cum_weights=forum_cum)[0]
             topic_id += 1
             t0 = self._random_time(max(author.joined, self.start), self.end)
@@ -473,8 +527,8 @@ class Generator:
                 )
             )
             self._truth("forum", first, kind, lang, cat)
-            authors[first] = author
-            thread = [first]
+            authors.append(author)
+            thread = [pid]
             for _ in range(int(rng.paretovariate(1.2)) if rng.random() < 0.7 else 0):
                 if len(thread) > 60:
                     break
@@ -488,11 +542,10 @@ class Generator:
                 if rng.random() < 0.15 and authors[parent] is not replier:
                     # Discourse-style mention of the author replied to.
                     text = f"@{self._username(authors[parent])} {text}"
-                posts.append(self._post(post_id, topic_id, replier, t, text, parent, "", ""))
-                authors[post_id] = replier
+                posts.append(self._post(post_id, topic_id, replier, t, text, f"FP{parent:07d}", "", ""))
+                authors.append(replier)
                 self._truth("forum", post_id, kind, lang, cat)
-                thread.append(post_id)
-        self.rows.update(forum_users=users, forum_posts=posts)
+                thread.append(pid)
         self.forum_people = forum_people
 
     def _post(self, post_id, topic_id, author, created, text, reply_to, category, title) -> dict:
@@ -568,10 +621,10 @@ class Generator:
         senders = candidates + chat_only + self._staff(["星耀官方客服", "群小助手"], activity=20.0)
         for i, p in enumerate(senders, start=1):
             p.chat_sender_id = f"wxid_{i:06d}{rng.getrandbits(24):06x}"
-        msgs = []
-        sender_of: dict[str, Person] = {}
+        msgs = self.rows["chat_messages"]
+        sender_of: list[Person] = [None]  # by message number (MSG<n>): whom a reply's mention names
         mid = 0
-        n_msgs = int(self.n * 10)
+        n_msgs = int(self.n * 10 * self.volume.chat)
         window_start = self.end - dt.timedelta(days=180)
         # Join messages first, so membership starts before activity.
         for p in senders:
@@ -580,7 +633,7 @@ class Generator:
             mid += 1
             joined = self._random_time(window_start - dt.timedelta(days=30), window_start)
             msgs.append(self._msg(mid, gid, gname, p, joined, "system", f'"{p.chat_sender_id}"加入了群聊', None))
-            sender_of[f"MSG{mid:08d}"] = p
+            sender_of.append(p)
         sender_cum = list(itertools.accumulate(p.activity for p in senders))
         for _ in range(n_msgs):
             p = rng.choices(senders, cum_weights=sender_cum)[0]
@@ -600,12 +653,12 @@ class Generator:
                 text = "https://example.com/article/" + str(rng.randrange(10**6))
             else:
                 text = f"[{mtype}]"
-            reply = f"MSG{rng.randrange(1, mid):08d}" if mtype == "text" and rng.random() < 0.2 and mid > 1 else None
+            reply = rng.randrange(1, mid) if mtype == "text" and rng.random() < 0.2 and mid > 1 else None
             if reply and rng.random() < 0.4 and sender_of[reply] is not p:
                 # WeChat puts U+2005 after a mention.
                 text = f"@{self._sender_name(sender_of[reply])}\u2005{text}"
-            msgs.append(self._msg(mid, gid, gname, p, t, mtype, text, reply))
-            sender_of[msg_id] = p
+            msgs.append(self._msg(mid, gid, gname, p, t, mtype, text, reply and f"MSG{reply:08d}"))
+            sender_of.append(p)
         for p in rng.sample(senders, k=len(senders) // 20):
             mid += 1
             msgs.append(
@@ -620,7 +673,6 @@ class Generator:
                     None,
                 )
             )
-        self.rows["chat_messages"] = msgs
 
     def _msg(self, mid, gid, gname, p, t, mtype, text, reply) -> dict:
         return {
@@ -642,7 +694,7 @@ class Generator:
         for p in self.people:
             if p.customer_id and p.city:
                 by_city.setdefault(p.city, []).append(p)
-        rows = []
+        rows = self.rows["events"]
         eid = 0
         big_cities = sorted(by_city, key=lambda c: -len(by_city[c]))[:8]
         for month_back in range(12):
@@ -668,7 +720,6 @@ class Generator:
                     rows.append({**base, "status": "registered"})
                     if rng.random() < 0.7:
                         rows.append({**base, "status": "attended"})
-        self.rows["events"] = rows
 
     def run(self) -> None:
         self.make_people()
@@ -677,6 +728,7 @@ class Generator:
         self.make_forum()
         self.make_chat()
         self.make_events()
+        self._truth_file.close()
 
 
 # How each entity is written, so the loader meets every supported encoding
@@ -694,29 +746,18 @@ FILE_PLAN = {
 }
 
 
-def write_entity(out: Path, entity: str, rows: list[dict], fmt: str, encoding: str, parts: int = 1) -> list[Path]:
-    folder = out / entity
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    if not rows:
-        return written
-    size = math.ceil(len(rows) / parts)
-    for i in range(parts):
-        chunk = rows[i * size : (i + 1) * size]
-        if not chunk:
-            continue
-        path = folder / f"{entity}_{i + 1:03d}.{fmt}"
-        if fmt == "jsonl":
-            with path.open("w", encoding=encoding, newline="\n") as fh:
-                for r in chunk:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        else:
-            with path.open("w", encoding=encoding, newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(chunk[0]))
-                w.writeheader()
-                w.writerows(chunk)
-        written.append(path)
-    return written
+def write_rows(path: Path, rows: list[dict], fmt: str, encoding: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = _sanitise_for(encoding, rows)
+    if fmt == "jsonl":
+        with path.open("w", encoding=encoding, newline="\n") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    else:
+        with path.open("w", encoding=encoding, newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
 
 
 def _sanitise_for(encoding: str, rows: list[dict]) -> list[dict]:
@@ -729,17 +770,20 @@ def _sanitise_for(encoding: str, rows: list[dict]) -> list[dict]:
     return out
 
 
-def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_date: dt.date | None = None) -> dict:
+def generate(
+    out: Path,
+    truth: Path,
+    customers: int = 2000,
+    seed: int = 7,
+    end_date: dt.date | None = None,
+    volume: Volume | None = None,
+) -> dict:
+    """Write the community; rows go to their files as they are made, so memory holds the people, not the rows."""
     end_date = end_date or dt.datetime.now(TZ).date()
-    gen = Generator(customers, seed, end_date)
-    gen.run()
     out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for entity, (fmt, enc) in FILE_PLAN.items():
-        rows = _sanitise_for(enc, gen.rows.get(entity, []))
-        parts = max(1, len(rows) // 20000)
-        write_entity(out, entity, rows, fmt, enc, parts)
-        counts[entity] = len(rows)
+    gen = Generator(customers, seed, end_date, out, truth, volume)
+    gen.run()
+    counts = {entity: spool.close() for entity, spool in gen.rows.items()}
     truth.mkdir(parents=True, exist_ok=True)
     with (truth / "people.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -776,15 +820,12 @@ def generate(out: Path, truth: Path, customers: int = 2000, seed: int = 7, end_d
                     p.city,
                 ]
             )
-    with (truth / "texts.csv").open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["source", "record_id", "language", "is_negative", "category"])
-        w.writeheader()
-        w.writerows(gen.text_truth)
     meta = {
         "customers": customers,
         "seed": seed,
         "end_date": end_date.isoformat(),
         "rows": counts,
+        "volume": dataclasses.asdict(gen.volume),
         "files": {e: {"format": f, "encoding": enc} for e, (f, enc) in FILE_PLAN.items()},
     }
     (truth / "summary.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")

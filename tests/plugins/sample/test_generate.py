@@ -48,7 +48,7 @@ def test_people_link_across_channels_through_varied_phone_formats(tmp_path):
     chat = [p for p in people if p["chat_sender_id"]]
     assert both and forum_only and chat
 
-    with (tmp_path / "landing" / "forum_users" / "forum_users_001.csv").open(encoding="utf-8") as fh:
+    with (tmp_path / "landing" / "forum_users" / "forum_users_0001.csv").open(encoding="utf-8") as fh:
         phones = [r["phone"] for r in csv.DictReader(fh) if r["phone"]]
     # "+86 138 1234 5678", "138-1234-5678", full-width digits...: digits masked, shapes differ.
     shapes = {re.sub(r"[0-9０-９]", "9", p) for p in phones}
@@ -67,3 +67,66 @@ def test_texts_cover_languages_and_negative_categories(tmp_path):
     negative = [t for t in texts if t["is_negative"] == "1"]
     assert {t["category"] for t in negative} == {"product_quality", "logistics", "service", "price", "usability"}
     assert 0.05 < len(negative) / len(texts) < 0.5
+
+
+def _truth_people(truth):
+    with (truth / "people.csv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _records(folder):
+    from crm_pipeline.sources.files import read_records
+
+    return [r.record for path in sorted(folder.iterdir()) for r in read_records(path)[2]]
+
+
+def test_volume_multiplies_what_each_customer_does(tmp_path):
+    """Bench M and L ask for the issue's rows: orders, forum topics and chat messages scale by their factors.
+
+    Expected counts come from the ground truth, not from the generator's counters: chat has one join
+    message per sender, one leave message for every twentieth, and customers x 10 x factor others;
+    the forum has forum members x 0.8 x factor topics.
+    """
+    from crm_pipeline.sample.generate import Volume
+
+    n = 300
+    base = generate(tmp_path / "a", tmp_path / "ta", customers=n, seed=4, end_date=END)["rows"]
+    meta = generate(
+        tmp_path / "b", tmp_path / "tb", customers=n, seed=4, end_date=END,
+        volume=Volume(orders=4.0, forum_posts=3.0, chat=2.5),
+    )  # fmt: skip
+    people = _truth_people(tmp_path / "tb")
+    senders = sum(1 for p in people if p["chat_sender_id"])
+    assert meta["rows"]["chat_messages"] == int(n * 10 * 2.5) + senders + senders // 20
+    forum_people = sum(1 for p in people if p["forum_user_id"])
+    topics = [p for p in _records(tmp_path / "b" / "forum_posts") if not p["reply_to_post_id"]]
+    assert len(topics) == int(forum_people * 0.8 * 3.0)
+    # Orders: each buyer's count is multiplied and rounded; the spread of who buys is the sample's.
+    assert 3.0 < meta["rows"]["orders"] / base["orders"] < 5.0
+    assert meta["volume"] == {"orders": 4.0, "forum_posts": 3.0, "chat": 2.5}
+    assert base["chat_messages"] < meta["rows"]["chat_messages"]
+
+
+def test_rows_are_written_as_made_in_numbered_files_that_read_back_in_order(tmp_path, monkeypatch):
+    """Large scales write file by file: the files hold at most ROWS_PER_FILE rows, and read in name order they
+    are the same records, in the same order, as one file holds when everything fits in it."""
+    from crm_pipeline.sample import generate as module
+
+    generate(tmp_path / "one", tmp_path / "t1", customers=150, seed=8, end_date=END)
+    monkeypatch.setattr(module, "ROWS_PER_FILE", 97)
+    generate(tmp_path / "many", tmp_path / "t2", customers=150, seed=8, end_date=END)
+    for entity in ("orders", "chat_messages", "forum_posts", "customers"):
+        files = sorted((tmp_path / "many" / entity).iterdir())
+        assert len(files) >= 2 and files[0].name == f"{entity}_0001{files[0].suffix}"
+        assert [f.name for f in files] == [f"{entity}_{i:04d}{files[0].suffix}" for i in range(1, len(files) + 1)]
+        assert len(list((tmp_path / "one" / entity).iterdir())) == 1
+        many = _records(tmp_path / "many" / entity)
+        assert many == _records(tmp_path / "one" / entity)
+        assert all(len(_records_of(f)) <= 97 for f in files)
+    assert (tmp_path / "t1" / "texts.csv").read_bytes() == (tmp_path / "t2" / "texts.csv").read_bytes()
+
+
+def _records_of(path):
+    from crm_pipeline.sources.files import read_records
+
+    return list(read_records(path)[2])
