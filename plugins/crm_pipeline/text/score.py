@@ -71,6 +71,11 @@ def ensure_table(wh: Warehouse) -> None:
     wh.execute(f"create table if not exists scoring.text_scores ({cols})")
 
 
+# DuckDB's work table of texts to score. A run drops it when it ends, stopped or not; one killed
+# outright leaves it, holding texts, until the next run, so an erasure drops it too.
+DUCKDB_WORK_TABLE = "scoring._pending_texts"
+
+
 def _stage_pending(wh: Warehouse, source: str, version: str) -> tuple[str, int]:
     """Number the source's texts not yet scored by `version` into a work table; its name and row count.
 
@@ -79,7 +84,7 @@ def _stage_pending(wh: Warehouse, source: str, version: str) -> tuple[str, int]:
     holds the file); PostgreSQL: a temporary table of this session.
     """
     table, id_col, text_col, extra = TEXT_SOURCES[source]
-    work = "scoring._pending_texts" if wh.kind == "duckdb" else "pg_temp.pending_texts"
+    work = DUCKDB_WORK_TABLE if wh.kind == "duckdb" else "pg_temp.pending_texts"
     wh.execute(f"drop table if exists {work}")
     if not wh.table_exists("raw", table):
         return work, 0
