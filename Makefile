@@ -17,7 +17,7 @@ help:
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB)"
 	@echo "make lint    ruff and sqlfluff"
-	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] the benchmark; prints a table"
+	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
 	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier's precision/recall/F1 per language"
 
 setup: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
@@ -53,7 +53,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix plugins dags tests
 
 bench: setup
-	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S) $(if $(PG),--postgres $(PG))
+	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S) $(if $(PG),--postgres $(PG)) $(if $(SKIP_BASELINE),--skip-baseline)
 
 # Re-resolve the pinned stack from requirements.in (needs the package index).
 # The classifier's evaluation on the held-out parts of the corpora it was
