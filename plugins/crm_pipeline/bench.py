@@ -115,16 +115,19 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _generated(truth: Path, scale: str) -> bool:
-    """Data generated for this scale is there: same customers and volume (an older bench's data is not reused)."""
+def _volume(scale: str):
     from crm_pipeline.sample.generate import Volume
 
+    return Volume(**VOLUMES.get(scale, {}))
+
+
+def _generated(truth: Path, scale: str) -> bool:
+    """Data generated for this scale is there: same customers and volume (an older bench's data is not reused)."""
     try:
         meta = json.loads((truth / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    volume = dataclasses.asdict(Volume(**VOLUMES.get(scale, {})))
-    return meta.get("customers") == SCALES[scale] and meta.get("volume") == volume
+    return meta.get("customers") == SCALES[scale] and meta.get("volume") == dataclasses.asdict(_volume(scale))
 
 
 def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
@@ -425,11 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     control_before = speed_control()
     t0 = time.perf_counter()
     if not _generated(truth, args.scale):
-        from crm_pipeline.sample.generate import Volume, generate
+        from crm_pipeline.sample.generate import generate
 
         shutil.rmtree(base, ignore_errors=True)
         with Peak() as peak:
-            volume = Volume(**VOLUMES.get(args.scale, {}))
+            volume = _volume(args.scale)
             meta = generate(landing, truth, customers=SCALES[args.scale], seed=42, end_date=END, volume=volume)
         stages.append(("generate", time.perf_counter() - t0, sum(meta["rows"].values()), peak.mb))
     else:

@@ -784,7 +784,6 @@ def generate(
     gen = Generator(customers, seed, end_date, out, truth, volume)
     gen.run()
     counts = {entity: spool.close() for entity, spool in gen.rows.items()}
-    truth.mkdir(parents=True, exist_ok=True)
     with (truth / "people.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(

@@ -75,9 +75,7 @@ def _truth_people(truth):
 
 
 def _records(folder):
-    from crm_pipeline.sources.files import read_records
-
-    return [r.record for path in sorted(folder.iterdir()) for r in read_records(path)[2]]
+    return [r.record for path in sorted(folder.iterdir()) for r in _records_of(path)]
 
 
 def test_volume_multiplies_what_each_customer_does(tmp_path):
