@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ _NOT_SPACE = "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in _SPACE) + "]"
 # Control characters row_hash's json.dumps would escape as \\u00XX (tab, CR and LF are escaped by the chain below).
 _ODD_CONTROL = "[\\x{0}-\\x{8}\\x{b}\\x{c}\\x{e}-\\x{1f}]"
 _ODD_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Controls other than the line breaks readlines() ends a line at.
+_CONTROL_RE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f]")
 _INT = "^[+-]?[0-9]{1,18}$"
 _AMOUNT = "^[0-9]{1,16}([.][0-9]{1,2})?$"
 _AMOUNT_SHOP = "^¥?[0-9,]+([.][0-9]+)?元?$"
@@ -152,21 +155,33 @@ def _typed(f, i: int) -> tuple[str, str]:
 
 
 def _render(f, v: str, chars) -> str:
-    """str(value) of the parsed value as row_hash puts it in its JSON list (null stays null)."""
+    """str(value) of a parsed value that is not null, as row_hash puts it in its JSON list (without the quotes)."""
     if f.type == "text":
-        return f"'\"' || {_esc(v, chars)} || '\"'"
+        return _esc(v, chars)
     if f.type in ("int", "amount"):
-        return f"'\"' || cast({v} as varchar) || '\"'"
+        return f"cast({v} as varchar)"
     if f.type == "date":
-        return f"'\"' || strftime({v}, '%Y-%m-%d') || '\"'"
+        return f"strftime({v}, '%Y-%m-%d')"
     if f.type == "timestamp":
         return (
-            f"'\"' || strftime({v}, '%Y-%m-%d %H:%M:%S') "
-            f"|| case when epoch_us({v}) % 1000000 = 0 then '' else '.' || strftime({v}, '%f') end || '\"'"
+            f"concat(strftime({v}, '%Y-%m-%d %H:%M:%S'), "
+            f"case when epoch_us({v}) % 1000000 = 0 then '' else '.' || strftime({v}, '%f') end)"
         )
     if f.type == "bool":
-        return f"case when {v} then '\"True\"' when not {v} then '\"False\"' end"
+        return f"case when {v} then 'True' else 'False' end"
     raise AssertionError(f.type)  # pragma: no cover
+
+
+def _hashed(fields, chars) -> str:
+    """row_hash of the typed columns v<i>: sha256 of the JSON list of each value's str() (null for null), 32 hex digits.
+
+    One concat for the whole list: a chain of || builds every intermediate string.
+    """
+    items = ", ', ', ".join(
+        f"case when v{i} is null then 'null' else concat('\"', {_render(f, f'v{i}', chars)}, '\"') end"
+        for i, f in enumerate(fields)
+    )
+    return f"left(sha256(concat('[', {items}, ']')), 32)"
 
 
 def _zone_offsets(tz: ZoneInfo, hours: list[dt.datetime]) -> pa.Table:
@@ -213,14 +228,13 @@ def _normalise(con, spec: EntitySpec, raw_exprs: dict[str, str], tz: ZoneInfo, c
     typed = [_typed(f, i) for i, f in enumerate(fields)]
     values = ", ".join(f"{v} as v{i}" for i, (v, _) in enumerate(typed))
     oks = " and ".join(f"({ok})" for _, ok in typed)
-    renders = " || ', ' || ".join(f"coalesce({_render(f, f'v{i}', chars)}, 'null')" for i, f in enumerate(fields))
     names = ", ".join(f'v{i} as "{f.name}"' for i, f in enumerate(fields))
     sql = f"""
         with typed as (
             select _idx, _line_no, coalesce({oks}, false) as _ok, {values}
             from stage {joins}
         )
-        select _idx, _line_no, _ok, {names}, left(sha256('[' || {renders} || ']'), 32) as _row_hash
+        select _idx, _line_no, _ok, {names}, {_hashed(fields, chars)} as _row_hash
         from typed
     """
     return con.sql(sql).to_arrow_table()
@@ -236,6 +250,20 @@ def _connect():
 
         _LOCAL.con = duckdb.connect(config={"threads": 2})
     return _LOCAL.con
+
+
+# A CSV line whose fields are each plain (no quote) or wholly quoted with inner quotes doubled.
+_FIELD = '(?:[^",\\r\\n]*|"(?:[^"]|"")*")'
+_WELL_QUOTED = f"^{_FIELD}(?:,{_FIELD})*(?:\\r\\n|\\n|\\r)?$"
+
+
+def _unsure_quoting(lines: list[str]) -> list[int]:
+    """Indexes of the lines with a quote that are not well quoted (_WELL_QUOTED), in order."""
+    import pyarrow.compute as pc
+
+    arr = pa.array(lines, pa.string())
+    unsure = pc.and_(pc.match_substring(arr, '"'), pc.invert(pc.match_substring_regex(arr, _WELL_QUOTED)))
+    return pc.indices_nonzero(unsure).to_pylist()
 
 
 def _csv_columns(text: str) -> tuple[list[str], pa.Table] | None:
@@ -263,8 +291,9 @@ def _csv_columns(text: str) -> tuple[list[str], pa.Table] | None:
     # than lines, and then line numbers would not be the record's own.
     if tbl.num_rows != len(lines) or tbl.num_columns != width:
         return None
-    # Lines with a quote are where csv (excel dialect, not strict) and Arrow could disagree.
-    quoted = [i for i, line in enumerate(lines) if '"' in line]
+    # Lines with a quote are where csv (excel dialect, not strict) and Arrow could disagree, unless
+    # every field is plain or wholly quoted (quotes inside doubled): both read those as RFC 4180 says.
+    quoted = _unsure_quoting(lines)
     if quoted:
         by_csv = list(csv.reader([lines[i] for i in quoted]))
         by_arrow = list(zip(*(c.to_pylist() for c in tbl.take(quoted).columns), strict=True))
@@ -328,6 +357,21 @@ def _fast_csv(spec, text, tz, suppression, carry) -> FastBatch | None:
     return _split(spec, out, slow_records, header, extras, suppression)
 
 
+def _distinct_keys(lines: list[str]) -> list[str] | None:
+    """The keys of the first line that is a JSON object, in order, if none is repeated."""
+    for line in lines:
+        if line.strip():
+            try:
+                pairs = json.loads(line, object_pairs_hook=lambda kv: kv)
+            except ValueError:
+                return None
+            if not isinstance(pairs, list) or not all(isinstance(kv, tuple) for kv in pairs):
+                return None
+            keys = [k for k, _ in pairs]
+            return keys if len(set(keys)) == len(keys) else None
+    return None
+
+
 def _fast_jsonl(spec, text, tz, suppression, carry) -> FastBatch | None:
     lines = io.StringIO(text, newline="").readlines()
     con = _connect()
@@ -342,30 +386,42 @@ def _fast_jsonl(spec, text, tz, suppression, carry) -> FastBatch | None:
         ),
     )
     # Lines DuckDB's reader would accept but json.loads would not (trailing commas), lines with
-    # controls or surrogate escapes, and repeated keys are left to the per-record path.
+    # controls or surrogate escapes, and repeated keys are left to the per-record path. A line
+    # break ends a line, so a file without other controls has no line with one: no need to look.
+    controls = (
+        "and not regexp_matches(rtrim(line, chr(10) || chr(13)), '[\\x{0}-\\x{1f}]')"
+        if _CONTROL_RE.search(text)
+        else ""
+    )
     con.execute(
-        """create or replace temp view src_a as
+        f"""create or replace temp view src_a as
         select *, coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)
-            and not regexp_matches(rtrim(line, chr(10) || chr(13)), '[\\x{0}-\\x{1f}]')
-            and not regexp_matches(line, ',\\s*[\\]}]')
+            {controls}
+            and not regexp_matches(line, ',\\s*[\\]}}]')
             and not regexp_matches(line, '\\\\[uU][dD][89abAB]')
             as _json_ok
         from src_in where line not in ('', chr(10), chr(13), chr(13) || chr(10))"""
     )
-    # One parse per line: the keys, and each contract field's JSON value (null where the key is absent).
+    # One parse per line each: the keys, and each contract field's JSON type and value as text
+    # (null where the key is absent).
     paths = "[" + ", ".join(_lit(f'$."{f.name}"') for f in spec.fields) + "]"
     con.execute(
-        "create or replace temp table src_b as select *, case when _json_ok then json_keys(line) end as _keys, "
-        f"case when _json_ok then json_extract(line, {paths}) end as _j from src_a"
+        "create or replace temp table src_b as select * exclude (line), "
+        "case when _json_ok then json_keys(line) end as _keys, "
+        f"case when _json_ok then json_type(line, {paths}) end as _t, "
+        f"case when _json_ok then json_extract_string(line, {paths}) end as _s from src_a"
     )
+    # Repeated keys: json.loads keeps the last, DuckDB may not. Lines are mostly alike, so a line
+    # with the first line's keys (checked here) is not counted again.
+    first = _distinct_keys(lines)
+    same = f"_keys = [{', '.join(map(_lit, first))}] or " if first else ""
     con.execute(
         "create or replace temp view src as select * replace ("
-        "_json_ok and len(_keys) = len(list_distinct(_keys)) as _json_ok) from src_b"
+        f"_json_ok and ({same}len(_keys) = len(list_distinct(_keys))) as _json_ok) from src_b"
     )
     raw = {}
     for k, f in enumerate(spec.fields, start=1):
-        value = f"_j[{k}]"
-        kind = f"json_type({value})"
+        kind = f"_t[{k}]"
         allowed = ["'VARCHAR'"]
         # json.loads gives an int; str() of it is what a text field would keep, and DuckDB may spell it apart.
         if f.type in ("int", "amount"):
@@ -374,17 +430,14 @@ def _fast_jsonl(spec, text, tz, suppression, carry) -> FastBatch | None:
             allowed.append("'BOOLEAN'")
         # chr(0) is a value no rule accepts: the row goes to the per-record path.
         raw[f.name] = (
-            f"(case when not _json_ok then chr(0) when {value} is null or {kind} = 'NULL' then null "
-            f"when {kind} in ({', '.join(allowed)}) then {value} ->> '$' else chr(0) end)"
+            f"(case when not _json_ok then chr(0) when {kind} is null or {kind} = 'NULL' then null "
+            f"when {kind} in ({', '.join(allowed)}) then _s[{k}] else chr(0) end)"
         )
     # Without a backslash in the file no value holds a quote, a control or a line break.
     escaped = "\\" in text
     out = _normalise(con, spec, raw, tz, "".join(_ESCAPES) if escaped else "", escaped)
-    extras = {
-        k
-        for (k,) in con.execute("select distinct unnest(_keys) from src where _json_ok").fetchall()
-        if k not in set(spec.field_names)
-    }
+    key_lists = con.execute("select distinct _keys from src where _json_ok").fetchall()
+    extras = {k for (keys,) in key_lists for k in keys} - set(spec.field_names)
     if extras and carry:
         return None
 

@@ -167,6 +167,10 @@ STRUCTURE = {
     "missing required column": ("order_id,ordered_at,status,total_amount\no1,2025-01-01 08:00:00,paid,10\n", False),
     "NUL": ("order_id,customer_id,ordered_at,status,total_amount\no1,c\x001,2025-01-01 08:00:00,paid,10\n", False),
     "extra column": ("order_id,customer_id,ordered_at,status,total_amount,shop\no1,c1,2025-01-01 08:00:00,paid,10,x\n", True),
+    "doubled quotes inside quotes": ('order_id,customer_id,ordered_at,status,total_amount\no1,"say ""hi""",2025-01-01 08:00:00,paid,""\n', True),
+    "space before an opening quote": ('order_id,customer_id,ordered_at,status,total_amount\no1, "c1",2025-01-01 08:00:00,paid,10\n', None),
+    "space after a closing quote": ('order_id,customer_id,ordered_at,status,total_amount\no1,"c1" ,2025-01-01 08:00:00,paid,10\n', None),
+    "odd quotes in a quoted field": ('order_id,customer_id,ordered_at,status,total_amount\no1,"c""1",2025-01-01 08:00:00,paid,"1"0\n', None),
     "header with spaces and BOM": ("\ufeff order_id ,customer_id,ordered_at,status,total_amount\no1,c1,2025-01-01 08:00:00,paid,10\n", True),
 }  # fmt: skip
 
@@ -195,6 +199,9 @@ JSON_LINES = {
     "escapes": '{"refund_id": "r\\"1\\\\", "order_id": "o\\n1", "refunded_at": "2025-01-01 08:00:00", "amount": 12, "reason": "a\\tb"}\n',
     "float amount": '{"refund_id": "r1", "order_id": "o1", "refunded_at": "2025-01-01 08:00:00", "amount": 12.5}\n',
     "blank lines": '\n   \n{"refund_id": "r1", "order_id": "o1", "refunded_at": "2025-01-01 08:00:00", "amount": "1"}\n\n',
+    "raw tab between tokens (json.loads reads it)": '{"refund_id":\t"r1", "order_id": "o1", "refunded_at": "2025-01-01 08:00:00", "amount": "1"}\n',
+    "raw tab in a value (json.loads does not read it)": '{"refund_id": "r\t1", "order_id": "o1", "refunded_at": "2025-01-01 08:00:00", "amount": "1"}\n',
+    "raw control in a value": '{"refund_id": "r1", "order_id": "o\x011", "refunded_at": "2025-01-01 08:00:00", "amount": "1"}\n',
     "NaN": '{"refund_id": "r1", "order_id": "o1", "refunded_at": "2025-01-01 08:00:00", "amount": NaN}\n',
 }  # fmt: skip
 
@@ -211,3 +218,19 @@ def test_json_lines_the_vectorised_reading_is_unsure_of_go_record_by_record(tmp_
     diffs = _differences(tmp_path / "fast.duckdb", tmp_path / "slow.duckdb")
     assert {k: v for k, v in diffs.items() if v[1] or v[2]} == {}
     assert diffs["raw.refunds"][0] >= 1
+
+
+def test_only_lines_not_well_quoted_are_read_again_by_the_csv_module():
+    """A line whose fields are plain or wholly quoted (inner quotes doubled) is not compared field by field."""
+    lines = [
+        "o1,c1,10\n",  # no quote
+        'o1,"c,1","say ""hi"""\r\n',  # well quoted
+        'o1,"",""\n',  # empty quoted fields
+        'o1,c"1,10\n',  # a quote inside a plain field
+        'o1,"c"1,10\n',  # text after a closing quote
+        'o1, "c1",10\n',  # a space before an opening quote
+        'o1,"c1" ,10\n',  # a space after a closing quote
+        'o1,"c1,10\n',  # unterminated
+        '"o1",c1,"10"',  # well quoted, no line end
+    ]
+    assert fast._unsure_quoting(lines) == [3, 4, 5, 6, 7]
