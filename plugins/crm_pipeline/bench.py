@@ -206,7 +206,7 @@ def _stage_score(url: str) -> tuple[float, tuple[int, float]]:
     t0 = time.perf_counter()
     with Warehouse.from_url(url) as wh:
         scored = score_pending(wh)
-    return time.perf_counter() - t0, (scored.scored, scored.seconds)
+    return time.perf_counter() - t0, (scored.scored, scored.classified, scored.seconds)
 
 
 def _stage_dbt(url: str, day: dt.date) -> tuple[float, tuple[bool, int]]:
@@ -282,10 +282,11 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
     stages = []
     seconds, rows, mb = isolated(_stage_load, url, landing, day)
     stages.append((f"{label}extract + load", seconds, rows, mb))
-    seconds, (scored, classifier_seconds), mb = isolated(_stage_score, url)
+    seconds, (scored, classified, classifier_seconds), mb = isolated(_stage_score, url)
     stages.append((f"{label}text scoring (wall)", seconds, scored, mb))
-    # The classifier alone, one process on one core: the texts/s target.
-    stages.append((f"{label}text scoring (classifier)", classifier_seconds, scored, None))
+    # The classifier alone, one process on one core, over the distinct texts it read: the issue's
+    # texts/s target.
+    stages.append((f"{label}text scoring (classifier, distinct texts)", classifier_seconds, classified, None))
     seconds, (full_refresh, raw_rows), mb = isolated(_stage_dbt, url, day)
     stages.append((f"{label}dbt build ({'full refresh' if full_refresh else 'incremental'})", seconds, raw_rows, mb))
     seconds, failed, mb = isolated(_stage_checks, url, day)
@@ -458,13 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         ensure_table(wh)
     full = run_day(url, landing, END, "")
     stages += full
-    full_seconds = sum(t for name, t, _, _ in full if "(classifier)" not in name)
+    full_seconds = sum(t for name, t, _, _ in full if "(classifier" not in name)
 
     summary = {"full build (load, scoring, dbt, checks, publish)": f"{full_seconds:.1f} s"}
     rates = {name: n / secs for name, secs, n, _ in full if n and secs}
     summary["raw load"] = f"{rates['extract + load']:,.0f} rows/s (target 500,000)"
     summary["text scoring, classifier on one core"] = (
-        f"{rates['text scoring (classifier)']:,.0f} texts/s (target 20,000 per core)"
+        f"{rates['text scoring (classifier, distinct texts)']:,.0f} texts/s (target 20,000 per core)"
     )
     if not args.skip_baseline:
         from crm_pipeline.bench_baseline import run as baseline
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     stages.append(("day+1: write delta files", time.perf_counter() - t0, delta_rows, peak.mb))
     incremental = run_day(url, landing, day, "day+1: ")
     stages += incremental
-    day_seconds = sum(t for name, t, _, _ in incremental if "(classifier)" not in name)
+    day_seconds = sum(t for name, t, _, _ in incremental if "(classifier" not in name)
 
     summary["incremental day"] = (
         f"{day_seconds:.1f} s = {100 * day_seconds / full_seconds:.0f}% of the full build ({delta_rows:,} delta rows)"

@@ -111,9 +111,14 @@ def score_texts() -> dict:
     with writer_lock(target), Warehouse(target) as wh:
         run = score_pending(wh)
     log.info(
-        "scored %d texts with classifier %s at %.0f texts/s: %s", run.scored, VERSION, run.per_second, run.by_source
+        "scored %d texts (%d distinct) with classifier %s at %.0f texts/s: %s",
+        run.scored,
+        run.classified,
+        VERSION,
+        run.per_second,
+        run.by_source,
     )
-    return {"scored": run.scored, "version": VERSION, "by_source": run.by_source}
+    return {"scored": run.scored, "classified": run.classified, "version": VERSION, "by_source": run.by_source}
 
 
 def build_marts(as_of: dt.date, run_id: str) -> dict:

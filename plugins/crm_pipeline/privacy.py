@@ -250,7 +250,7 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
     counts: dict[str, int] = {}
     customers, orders = sorted(ids["customer_id"]), sorted(ids["order_id"])
     # Scores of their texts, found before the texts go.
-    from crm_pipeline.text.score import DUCKDB_WORK_TABLE, TEXT_SOURCES
+    from crm_pipeline.text.score import DUCKDB_WORK_TABLES, TEXT_SOURCES
 
     owner = {"forum": ("user_id", ids["forum"]), "chat": ("sender_id", ids["chat"]),
              "review": ("customer_id", ids["customer_id"]), "refund": ("order_id", ids["order_id"])}  # fmt: skip
@@ -262,9 +262,10 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
             _delete(wh, "scoring.text_scores", "record_id", records, counts, source=("source", source))
             # Their staged scores: an incremental table too.
             _delete(wh, "staging.stg_scoring__text_scores", "record_id", records, counts, ("feedback_source", source))
-    # A scoring run killed outright (not stopped: that drops it) leaves its work table of texts,
-    # theirs among them, until the next run; the next run stages it anew.
-    wh.execute(f"drop table if exists {DUCKDB_WORK_TABLE}")
+    # A scoring run killed outright (not stopped: that drops it) leaves its work tables of texts,
+    # theirs among them, until the next run; the next run stages them anew.
+    for work in DUCKDB_WORK_TABLES:
+        wh.execute(f"drop table if exists {work}")
     # Raw, and the incremental staging tables built from it (crm_pipeline.transform.incremental):
     # the next build is a full refresh anyway (raw rows went), but the copies go now.
     for raw, staged, column, values in (

@@ -93,10 +93,12 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             "insert into intermediate.int_member_activities_by_account values "
             "('P1', '1customer:C1', null), ('P2', '2forum:F2', '1customer:C1'), ('P3', '2forum:F2', null)"
         )
-        # A scoring run killed outright left its work table, with C1's review text in it.
-        wh.execute("create table scoring._pending_texts as select 1 as n, 'RV1' as record_id, 'broken' as text")
+        # A scoring run killed outright left its work tables, with C1's review text in them.
+        wh.execute("create table scoring._pending_texts as select 'RV1' as record_id, 'broken' as text")
+        wh.execute("create table scoring._pending_texts_distinct as select 1 as n, 'broken' as text")
         done = {d["request_id"]: (d["status"], d["reason"], d["rows_deleted"]) for d in apply_pending(wh)}
         assert not wh.table_exists("scoring", "_pending_texts")
+        assert not wh.table_exists("scoring", "_pending_texts_distinct")
         left = {
             t: sorted(r for (r,) in wh.fetchall(f"select source_record_id from intermediate.{t}"))
             for t in ("int_feedback__touchpoints", "int_member_activities_by_account")

@@ -2,7 +2,10 @@
 
 A text is scored once per (source, record id, md5 of the text, classifier
 version): a new or edited post, message, review or refund reason is scored
-on the next run, an unchanged one never again. Rows carry the classifier
+on the next run, an unchanged one never again. Within a run each distinct
+text is classified once and its verdict written for every record that says
+it (chat groups repeat "收到" and "+1"; shops repeat default reviews): the
+verdict depends on the text alone. Rows carry the classifier
 version, so after a new version ships, rescoring everything is one command:
 
     python -m crm_pipeline.text.score            # what is new or edited
@@ -56,13 +59,15 @@ PARALLEL_MIN = 40_000
 
 @dataclass
 class ScoreRun:
-    scored: int
-    seconds: float
+    scored: int  # records given a score
+    seconds: float  # classifier time, summed over processes
     by_source: dict[str, int]
+    classified: int = 0  # distinct texts the classifier read (each once per source and run)
 
     @property
     def per_second(self) -> float:
-        return self.scored / self.seconds if self.seconds else 0.0
+        """Texts the classifier read per second of its time."""
+        return self.classified / self.seconds if self.seconds else 0.0
 
 
 def ensure_table(wh: Warehouse) -> None:
@@ -71,42 +76,64 @@ def ensure_table(wh: Warehouse) -> None:
     wh.execute(f"create table if not exists scoring.text_scores ({cols})")
 
 
-# DuckDB's work table of texts to score. A run drops it when it ends, stopped or not; one killed
-# outright leaves it, holding texts, until the next run, so an erasure drops it too.
-DUCKDB_WORK_TABLE = "scoring._pending_texts"
+# DuckDB's work tables: the pending records and texts, and each distinct text once. A run drops
+# them when it ends, stopped or not; one killed outright leaves them, holding texts, until the
+# next run, so an erasure drops them too.
+DUCKDB_WORK_TABLES = ("scoring._pending_texts", "scoring._pending_texts_distinct")
 
 
-def _stage_pending(wh: Warehouse, source: str, version: str) -> tuple[str, int]:
-    """Number the source's texts not yet scored by `version` into a work table; its name and row count.
+@dataclass
+class _Pending:
+    records: str  # table: record_id, text, text_hash of each record to score
+    texts: str  # table: n (1, 2, ...), text_hash, text, records of each distinct text among them
+    count: int  # records
+    distinct: int  # texts
 
-    The texts are read from it a slice at a time, so a run's memory does not
-    grow with the backlog. DuckDB: a table in `scoring` (one writer process
-    holds the file); PostgreSQL: a temporary table of this session.
+    def drop(self, wh: Warehouse) -> None:
+        for table in (self.records, self.texts):
+            wh.execute(f"drop table if exists {table}")
+
+
+def _stage_pending(wh: Warehouse, source: str, version: str) -> _Pending:
+    """The source's records whose text is not yet scored by `version`, and their distinct texts, numbered.
+
+    The texts are read from the work tables a slice at a time, so a run's
+    memory does not grow with the backlog. DuckDB: tables in `scoring` (one
+    writer process holds the file); PostgreSQL: temporary tables of this session.
     """
     table, id_col, text_col, extra = TEXT_SOURCES[source]
-    work = DUCKDB_WORK_TABLE if wh.kind == "duckdb" else "pg_temp.pending_texts"
-    wh.execute(f"drop table if exists {work}")
+    names = DUCKDB_WORK_TABLES if wh.kind == "duckdb" else ("pg_temp.pending_texts", "pg_temp.pending_texts_distinct")
+    pending = _Pending(*names, 0, 0)
+    pending.drop(wh)
     if not wh.table_exists("raw", table):
-        return work, 0
+        return pending
     wh.execute(
-        f"create table {work} as select row_number() over () as n, record_id, "
-        "text, text_hash from ("
+        f"create table {pending.records} as "
         f"select distinct r.{id_col} as record_id, r.{text_col} as text, md5(r.{text_col}) as text_hash "
         "from raw." + table + " r left join scoring.text_scores s on s.source = %s and s.record_id = r." + id_col + " "
         f"and s.text_hash = md5(r.{text_col}) and s.classifier_version = %s "
-        f"where s.record_id is null and r.{id_col} is not null and r.{text_col} is not null {extra}) p",
+        f"where s.record_id is null and r.{id_col} is not null and r.{text_col} is not null {extra}",
         (source, version),
     )
+    wh.execute(
+        f"create table {pending.texts} as select row_number() over () as n, text_hash, min(text) as text, "
+        "count(*) as records "
+        f"from {pending.records} group by text_hash"
+    )
     if wh.kind == "postgres":
-        wh.execute(f"create index on {work} (n)")
-        wh.execute(f"analyze {work}")
-    return work, int(wh.fetchone(f"select count(*) from {work}")[0])
+        wh.execute(f"create index on {pending.texts} (n)")
+        for work in names:
+            wh.execute(f"analyze {work}")
+    pending.count = int(wh.fetchone(f"select count(*) from {pending.records}")[0])
+    pending.distinct = int(wh.fetchone(f"select count(*) from {pending.texts}")[0])
+    return pending
 
 
-def _slices(wh: Warehouse, work: str, count: int) -> Iterator[list[tuple[str, str, str]]]:
-    for start in range(0, count, SLICE):
+def _slices(wh: Warehouse, pending: _Pending) -> Iterator[list[tuple[str, str, int]]]:
+    """(text_hash, text, records saying it) of SLICE distinct texts at a time."""
+    for start in range(0, pending.distinct, SLICE):
         yield wh.fetchall(
-            f"select record_id, text, text_hash from {work} where n > %s and n <= %s order by n",
+            f"select text_hash, text, records from {pending.texts} where n > %s and n <= %s order by n",
             (start, start + SLICE),
         )
 
@@ -181,60 +208,83 @@ class _Scorer:
 
 
 def score_pending(wh: Warehouse, classifier=None) -> ScoreRun:
-    """Score every text not yet scored by this classifier version, SLICE texts per transaction.
+    """Score every text not yet scored by this classifier version, SLICE distinct texts per transaction.
 
-    A source with PARALLEL_MIN pending texts or more is scored in CRM_SCORING_WORKERS
-    processes (the classifier is pure Python). A run stopped half-way keeps the
-    slices it wrote; the next run scores the rest.
+    A source with PARALLEL_MIN distinct pending texts or more is scored in
+    CRM_SCORING_WORKERS processes (the classifier is pure Python). A run stopped
+    half-way keeps the slices it wrote; the next run scores the rest.
     """
     from crm_pipeline.text.classifier import Classifier
 
     clf = classifier or Classifier()
     ensure_table(wh)
-    total, by_source = 0, {}
+    total, classified, by_source = 0, 0, {}
     scorer = _Scorer(clf, own_classifier=classifier is None)
+    verdicts = _verdict_table(wh)
     try:
         for source in TEXT_SOURCES:
-            work, count = _stage_pending(wh, source, clf.version)
-            by_source[source] = count
+            pending = _stage_pending(wh, source, clf.version)
+            by_source[source] = pending.count
             try:
                 # Slice k+1 is being scored while slice k is written.
                 waiting = None
-                for rows in _slices(wh, work, count):
-                    started = (rows, scorer.submit([text for _, text, _ in rows], parallel=count >= PARALLEL_MIN))
+                for rows in _slices(wh, pending):
+                    texts = [text for _, text, _ in rows]
+                    started = (rows, scorer.submit(texts, parallel=pending.distinct >= PARALLEL_MIN))
                     if waiting:
-                        total += _write_slice(wh, source, clf.version, *waiting)
+                        total += _write_slice(wh, source, clf.version, pending, verdicts, *waiting)
                     waiting = started
                 if waiting:
-                    total += _write_slice(wh, source, clf.version, *waiting)
-            finally:  # the work table holds people's texts: never leave it behind
-                wh.execute(f"drop table if exists {work}")
+                    total += _write_slice(wh, source, clf.version, pending, verdicts, *waiting)
+                classified += pending.distinct
+            finally:  # the work tables hold people's texts: never leave them behind
+                pending.drop(wh)
     finally:
         scorer.close()
-    return ScoreRun(total, scorer.seconds, by_source)
+        wh.execute(f"drop table if exists {verdicts}")
+    return ScoreRun(total, scorer.seconds, by_source, classified)
 
 
-def _write_slice(wh: Warehouse, source: str, version: str, rows: list, verdicts: Callable[[], list]) -> int:
-    """One slice's scores in one transaction (a slice is SLICE texts at most: one Arrow batch)."""
+def _verdict_table(wh: Warehouse) -> str:
+    """A temporary table for one slice's verdicts, one row per distinct text."""
+    name = "temp.slice_verdicts" if wh.kind == "duckdb" else "pg_temp.slice_verdicts"
+    wh.execute(f"drop table if exists {name}")
+    types = dict(COLUMNS)
+    cols = ", ".join(f"{c} {_SQL_TYPES[types[c]]}" for c in VERDICT_COLUMNS)
+    wh.execute(f"create temp table {name.split('.')[1]} ({cols})")
+    return name
+
+
+VERDICT_COLUMNS = ("text_hash", "language", "sentiment_score", "is_negative", "category", "cues")
+
+
+def _write_slice(
+    wh: Warehouse, source: str, version: str, pending: _Pending, table: str, rows: list, verdicts: Callable[[], list]
+) -> int:
+    """One slice's scores in one transaction: each distinct text's verdict, for every record that says it."""
     done = verdicts()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     batch = pa.table(
         {
-            "source": [source] * len(rows),
-            "record_id": [r[0] for r in rows],
-            "text_hash": [r[2] for r in rows],
-            "classifier_version": [version] * len(rows),
+            "text_hash": [r[0] for r in rows],
             "language": [v.language for v in done],
             "sentiment_score": pa.array([v.sentiment for v in done], pa.float64()),
             "is_negative": [v.is_negative for v in done],
             "category": [v.category for v in done],
             "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in done],
-            "scored_at": pa.array([now] * len(rows), pa.timestamp("us")),
         }
     )
+    verdict_cols = ", ".join(f"v.{c}" for c in VERDICT_COLUMNS[1:])
     with wh.transaction():
-        wh.append_arrow("scoring.text_scores", batch)
-    return len(rows)
+        wh.execute(f"delete from {table}")
+        wh.append_arrow(table, batch)
+        wh.execute(
+            f"insert into scoring.text_scores ({', '.join(name for name, _ in COLUMNS)}) "
+            f"select %s, p.record_id, p.text_hash, %s, {verdict_cols}, %s "
+            f"from {pending.records} p join {table} v on v.text_hash = p.text_hash",
+            (source, version, now),
+        )
+    return sum(int(r[2]) for r in rows)
 
 
 def prune(wh: Warehouse, version: str) -> int:
@@ -255,7 +305,10 @@ def main(argv: list[str] | None = None) -> None:
     target = parse_url(settings().warehouse_url)
     with writer_lock(target), Warehouse(target) as wh:
         run = score_pending(wh)
-        print(f"classifier {VERSION}: scored {run.scored} texts {run.by_source} at {run.per_second:,.0f} texts/s")
+        print(
+            f"classifier {VERSION}: scored {run.scored} texts {run.by_source}, {run.classified} distinct, "
+            f"at {run.per_second:,.0f} texts/s"
+        )
         if args.prune:
             print(f"pruned {prune(wh, VERSION)} scores of other versions")
 

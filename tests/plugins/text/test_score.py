@@ -154,3 +154,41 @@ def test_slices_commit_one_by_one_and_end_as_one_run(crm_env, monkeypatch):
         assert score_pending(wh, Classifier()).scored == 10
         assert wh.fetchall(rows) == sliced and len(sliced) == 10
         assert wh.fetchone(work_tables)[0] == 0
+
+
+class _Counting:
+    """The classifier, counting the texts it is given."""
+
+    def __init__(self):
+        self.clf, self.seen = Classifier(), []
+        self.version = self.clf.version
+
+    def score_many(self, texts):
+        self.seen += texts
+        return self.clf.score_many(texts)
+
+
+def test_a_text_many_records_say_is_classified_once_and_scored_for_each(crm_env, monkeypatch):
+    """Chat groups repeat '收到'; each distinct text is classified once per run, every record gets its verdict."""
+    import crm_pipeline.text.score as score
+
+    said = ["收到", "快递太慢了，等了十天", "收到", "Love it", "快递太慢了，等了十天", "收到", "收到 "]
+    _land(crm_env["landing"], "a.jsonl", [(f"p{i}", t) for i, t in enumerate(said)])
+    monkeypatch.setattr(score, "SLICE", 2)  # the repeated texts span slices
+    clf, counting = Classifier(), _Counting()
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        load_landing(wh, "forum_posts", crm_env["landing"], RUN, SH)
+        run = score_pending(wh, counting)
+        assert (run.scored, run.classified) == (7, 4)
+        assert sorted(counting.seen) == sorted(set(said))  # each distinct text once ('收到 ' is another text)
+        got = wh.fetchall(
+            "select record_id, language, sentiment_score, is_negative, category, cues from scoring.text_scores "
+            "order by record_id"
+        )
+    expected = []
+    for i, text in enumerate(said):  # the verdict of each record's own text, scored alone
+        v = clf.score(text)
+        cues = json.dumps(list(v.cues), ensure_ascii=False)
+        expected.append((f"p{i}", v.language, v.sentiment, v.is_negative, v.category, cues))
+    assert got == expected
+    assert {r[3] for r in got} == {True, False}
