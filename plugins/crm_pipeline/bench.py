@@ -299,11 +299,12 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
 
 
 def _table(stages: list[tuple]) -> list[str]:
-    lines = [f"{'stage':<36}{'seconds':>10}{'rows':>14}{'rows/s':>12}{'peak MB':>10}"]
+    width = max(36, *(len(name) + 1 for name, *_ in stages))
+    lines = [f"{'stage':<{width}}{'seconds':>10}{'rows':>14}{'rows/s':>12}{'peak MB':>10}"]
     for name, secs, n, mb in stages:
         rate = f"{n / secs:,.0f}" if n and secs else "-"
         lines.append(
-            f"{name:<36}{secs:>10.2f}{(f'{n:,}' if n else '-'):>14}{rate:>12}{(f'{mb:,.0f}' if mb else '-'):>10}"
+            f"{name:<{width}}{secs:>10.2f}{(f'{n:,}' if n else '-'):>14}{rate:>12}{(f'{mb:,.0f}' if mb else '-'):>10}"
         )
     return lines
 
