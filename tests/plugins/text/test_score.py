@@ -192,3 +192,32 @@ def test_a_text_many_records_say_is_classified_once_and_scored_for_each(crm_env,
         expected.append((f"p{i}", v.language, v.sentiment, v.is_negative, v.category, cues))
     assert got == expected
     assert {r[3] for r in got} == {True, False}
+
+
+class _Waits:
+    """A classifier that waits half a second (for a core, say) before it scores."""
+
+    version = Classifier.version
+
+    def __init__(self):
+        self.clf = Classifier()
+
+    def score_many(self, texts):
+        import time
+
+        time.sleep(0.5)
+        return self.clf.score_many(texts)
+
+
+def test_the_classifier_rate_counts_its_cpu_time_not_its_waiting(crm_env, monkeypatch):
+    """Texts per second per core: a scoring process that waits for a core is not charged for the wait."""
+    import crm_pipeline.text.score as score
+
+    _land(crm_env["landing"], "a.jsonl", [("p1", "快递太慢了"), ("p2", "Love it")])
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        load_landing(wh, "forum_posts", crm_env["landing"], RUN, SH)
+        run = score_pending(wh, _Waits())  # in this process
+    assert run.classified == 2 and run.seconds < 0.25
+    monkeypatch.setattr(score, "_WORKER", _Waits())  # as a scoring process runs it
+    version, seconds, verdicts = score._score_in_worker(["快递太慢了"])
+    assert version == Classifier.version and len(verdicts) == 1 and seconds < 0.25
