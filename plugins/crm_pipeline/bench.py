@@ -185,18 +185,21 @@ def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
     return n + write("forum_posts", new_posts + edits)
 
 
-def _stage_load(url: str, landing: Path, day: dt.date) -> tuple[float, int]:
+def _stage_load(url: str, landing: Path, day: dt.date) -> tuple[float, tuple[int, dict]]:
+    """Load every entity; (seconds, (rows, {entity: [seconds, rows]})): the per-entity split is the load's profile."""
     from zoneinfo import ZoneInfo
 
     from crm_pipeline.load.loader import load_landing
     from crm_pipeline.load.specs import SPECS
     from crm_pipeline.load.warehouse import Warehouse
 
-    t0, rows = time.perf_counter(), 0
+    t0, per_entity = time.perf_counter(), {}
     with Warehouse.from_url(url) as wh:
         for entity in SPECS:
-            rows += sum(r.extracted_rows for r in load_landing(wh, entity, landing, day, ZoneInfo("Asia/Shanghai")))
-    return time.perf_counter() - t0, rows
+            t = time.perf_counter()
+            rows = sum(r.extracted_rows for r in load_landing(wh, entity, landing, day, ZoneInfo("Asia/Shanghai")))
+            per_entity[entity] = [round(time.perf_counter() - t, 3), rows]
+    return time.perf_counter() - t0, (sum(rows for _, rows in per_entity.values()), per_entity)
 
 
 def _stage_score(url: str) -> tuple[float, tuple[int, float]]:
@@ -209,17 +212,47 @@ def _stage_score(url: str) -> tuple[float, tuple[int, float]]:
     return time.perf_counter() - t0, (scored.scored, scored.classified, scored.seconds)
 
 
-def _stage_dbt(url: str, day: dt.date) -> tuple[float, tuple[bool, int]]:
+def _stage_dbt(url: str, day: dt.date) -> tuple[float, tuple[bool, int, dict]]:
+    """The dbt build; (seconds, (full refresh?, raw rows, dbt_profile of its run_results.json))."""
     from crm_pipeline.load.specs import SPECS
-    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.load.warehouse import Warehouse, parse_url
     from crm_pipeline.pipeline import build_marts
+    from crm_pipeline.transform.dbt import artifacts_dir
 
     t0 = time.perf_counter()
     build = build_marts(day, f"bench-{day}")
     seconds = time.perf_counter() - t0
     with Warehouse.from_url(url) as wh:
         raw_rows = sum(int(wh.fetchone(f"select count(*) from raw.{e}")[0]) for e in SPECS)
-    return seconds, (build["full_refresh"], raw_rows)
+    profile = dbt_profile(artifacts_dir(parse_url(url)) / "target" / "run_results.json", seconds)
+    return seconds, (build["full_refresh"], raw_rows, profile)
+
+
+def dbt_profile(run_results: Path, seconds: float) -> dict:
+    """Where a dbt build's time went, from its run_results.json and the stage's wall seconds.
+
+    `outside_run`: the stage's seconds outside dbt's own run clock (process
+    start, parsing, the warehouse's bookkeeping before and after).
+    `thread_seconds`: the nodes' execution time summed per kind (model, test,
+    seed); with two threads it adds up to about twice the run's wall time.
+    `nodes`: every node's seconds, by kind and name (a data test by its name,
+    without dbt's hash).
+    """
+    data = json.loads(run_results.read_text(encoding="utf-8"))
+    thread_seconds: dict[str, float] = {}
+    nodes: dict[str, dict[str, float]] = {}
+    for result in data["results"]:
+        kind, _, *rest = result["unique_id"].split(".")
+        name = rest[0] if kind == "test" else ".".join(rest)
+        thread_seconds[kind] = thread_seconds.get(kind, 0.0) + result["execution_time"]
+        nodes.setdefault(kind, {})[name] = round(result["execution_time"], 3)
+    return {
+        "seconds": round(seconds, 3),
+        "run": round(data["elapsed_time"], 3),
+        "outside_run": round(seconds - data["elapsed_time"], 3),
+        "thread_seconds": {kind: round(t, 3) for kind, t in sorted(thread_seconds.items())},
+        "nodes": {kind: dict(sorted(named.items(), key=lambda kv: -kv[1])) for kind, named in sorted(nodes.items())},
+    }
 
 
 def _stage_checks(url: str, day: dt.date) -> tuple[float, list[str]]:
@@ -274,20 +307,22 @@ def isolated(fn, *args) -> tuple[float, object, float]:
     return seconds, result, max(peak.mb, hwm)
 
 
-def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
-    """Extract and load, text scoring, dbt, mart checks and publish for one as-of day; one row per stage.
+def run_day(url: str, landing: Path, day: dt.date, label: str) -> tuple[list[tuple], dict]:
+    """Extract and load, text scoring, dbt, mart checks and publish for one as-of day.
 
-    Each stage runs in a fresh process, so its peak memory is its own.
+    Returns one row per stage, and the day's profile: the load's seconds per
+    entity and the dbt build's `dbt_profile`. Each stage runs in a fresh
+    process, so its peak memory is its own.
     """
     stages = []
-    seconds, rows, mb = isolated(_stage_load, url, landing, day)
+    seconds, (rows, per_entity), mb = isolated(_stage_load, url, landing, day)
     stages.append((f"{label}extract + load", seconds, rows, mb))
     seconds, (scored, classified, classifier_seconds), mb = isolated(_stage_score, url)
     stages.append((f"{label}text scoring (wall)", seconds, scored, mb))
     # The classifier alone, one process on one core, over the distinct texts it read: the issue's
     # texts/s target.
     stages.append((f"{label}text scoring (classifier, distinct texts)", classifier_seconds, classified, None))
-    seconds, (full_refresh, raw_rows), mb = isolated(_stage_dbt, url, day)
+    seconds, (full_refresh, raw_rows, dbt), mb = isolated(_stage_dbt, url, day)
     stages.append((f"{label}dbt build ({'full refresh' if full_refresh else 'incremental'})", seconds, raw_rows, mb))
     seconds, failed, mb = isolated(_stage_checks, url, day)
     stages.append((f"{label}mart checks", seconds, None, mb))
@@ -295,7 +330,7 @@ def run_day(url: str, landing: Path, day: dt.date, label: str) -> list[tuple]:
     stages.append((f"{label}publish", seconds, mart_rows, mb))
     if failed:
         print(f"note: {len(failed)} critical mart check(s) failed on {day}: {', '.join(failed[:5])}")
-    return stages
+    return stages, {"load": per_entity, "dbt": dbt}
 
 
 def _table(stages: list[tuple]) -> list[str]:
@@ -358,6 +393,126 @@ def speed_control(rounds: int = 3) -> float:
     return best
 
 
+# The pipeline's own stages of a day: the full build and the incremental day are their sums.
+PIPELINE_STAGES = ("extract + load", "text scoring (wall)", "dbt build", "mart checks", "publish")
+DAY = "day+1: "
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One of the issue's targets against what a run measured."""
+
+    target: str
+    measured: float
+    limit: float
+    at_most: bool  # met when measured <= limit (a time, a share, memory); else when measured >= limit (a rate)
+    unit: str  # format of a value, e.g. "{:,.0f} rows/s"
+
+    @property
+    def met(self) -> bool:
+        return self.measured <= self.limit if self.at_most else self.measured >= self.limit
+
+    def line(self) -> str:
+        sign = "<=" if self.at_most else ">="
+        value, limit = self.unit.format(self.measured), self.unit.format(self.limit)
+        # How far from the limit, as a factor: over or short when missed, inside or beyond when met.
+        high, low = sorted((self.measured, self.limit), reverse=True)
+        factor = f"{high / low:.2f}x" if low else "no measure"
+        side = {(True, True): "inside", (True, False): "beyond", (False, True): "over", (False, False): "short"}
+        how = f"{factor} {side[self.met, self.at_most]}"
+        return f"{self.target}: {'met' if self.met else 'missed'}, {value} against {sign} {limit} ({how})"
+
+
+def _pipeline(stages: list[dict], label: str) -> list[dict]:
+    """The stages of one day: label '' is the full build, DAY the incremental day."""
+    return [s for s in stages if s["stage"].startswith(label) and s["stage"][len(label) :].startswith(PIPELINE_STAGES)]
+
+
+def targets(r: dict) -> list[Verdict]:
+    """The issue's targets that apply to a run's scale and engine, from its stages.
+
+    Every target is for DuckDB on this machine but PostgreSQL's full build at
+    M. The full build is the sum of the day's pipeline stages (load, scoring
+    wall time, dbt, checks, publish); its peak is their largest. The baseline
+    target compares the baseline's three steps with our load and dbt, the
+    work they replace.
+    """
+    stages = r["stages"]
+    by_name = {s["stage"]: s for s in stages}
+    full, day = _pipeline(stages, ""), _pipeline(stages, DAY)
+    full_seconds = sum(s["seconds"] for s in full)
+    out: list[Verdict] = []
+    if r.get("engine", "duckdb") != "duckdb":
+        if r["scale"] == "M" and full:
+            out.append(Verdict("PostgreSQL M full build", full_seconds / 60, 10, True, "{:.1f} min"))
+        return out
+    if r["scale"] == "L" and full:
+        out.append(Verdict("L full build", full_seconds / 60, 15, True, "{:.1f} min"))
+        peak = max((s["peak_mb"] or 0) for s in full)
+        out.append(Verdict("L peak memory", peak / 1024, 8, True, "{:.1f} GB"))
+    if full and day:
+        day_share = 100 * sum(s["seconds"] for s in day) / full_seconds
+        out.append(Verdict("incremental day, share of the full build", day_share, 5, True, "{:.0f}%"))
+    load = by_name.get("extract + load")
+    if load and load["seconds"]:
+        out.append(Verdict("raw load", load["rows"] / load["seconds"], 500_000, False, "{:,.0f} rows/s"))
+    classifier = next((s for s in stages if s["stage"].startswith("text scoring (classifier")), None)
+    if classifier and classifier["seconds"]:
+        rate = classifier["rows"] / classifier["seconds"]
+        out.append(Verdict("text scoring per core", rate, 20_000, False, "{:,.0f} texts/s"))
+    baseline = sum(s["seconds"] for s in stages if s["stage"].startswith("pandas baseline: "))
+    ours = sum(s["seconds"] for s in full if s["stage"].startswith(("extract + load", "dbt build")))
+    if r["scale"] == "M" and baseline and ours:
+        out.append(Verdict("speed-up over the pandas baseline (its time / our load + dbt)", baseline / ours, 10,
+                           False, "{:.2f}x"))  # fmt: skip
+    return out
+
+
+def _profile_lines(r: dict) -> list[str]:
+    """docs: the load's seconds per entity and where dbt's time went, full build beside the incremental day."""
+    profile = r.get("profile")
+    if not profile:
+        return []
+    out = ["### Where the time goes", ""]
+    load = profile.get("full", {}).get("load")
+    if load:
+        out += ["Full build's load, per entity (files two at a time in threads, one writer):", ""]
+        out += ["| entity | rows | seconds | rows/s |", "|---|---:|---:|---:|"]
+        for entity, (secs, rows) in sorted(load.items(), key=lambda kv: -kv[1][0]):
+            rate = f"{rows / secs:,.0f}" if rows and secs else "–"
+            out.append(f"| {entity} | {rows:,} | {secs:.2f} | {rate} |")
+        out.append("")
+    builds = [(name, profile[key]["dbt"]) for name, key in (("full", "full"), ("incremental", "day")) if key in profile]
+    if builds:
+        heads = " | ".join(name for name, _ in builds)
+        out += [
+            "dbt (two threads: a node's seconds include waiting for the other thread's):",
+            "",
+            f"| | {heads} |",
+            "|---|" + "---:|" * len(builds),
+            "| stage seconds | " + " | ".join(f"{d['seconds']:.1f}" for _, d in builds) + " |",
+            "| start-up, parse, bookkeeping | " + " | ".join(f"{d['outside_run']:.1f}" for _, d in builds) + " |",
+        ]
+        for kind in sorted({k for _, d in builds for k in d["thread_seconds"]}):
+            values = " | ".join(f"{d['thread_seconds'].get(kind, 0):.1f}" for _, d in builds)
+            out.append(f"| {kind}s, thread seconds | {values} |")
+        # The slowest nodes of either build, in the first build's order.
+        top = []
+        for _, d in builds:
+            ranked = sorted(((t, kind, name) for kind, named in d["nodes"].items() for name, t in named.items()),
+                            reverse=True)  # fmt: skip
+            top += [(kind, name) for _, kind, name in ranked[:12] if (kind, name) not in top]
+        first = builds[0][1]["nodes"]
+        top.sort(key=lambda kn: -first.get(kn[0], {}).get(kn[1], 0))
+        for kind, name in top:
+            values = " | ".join(
+                f"{d['nodes'][kind][name]:.1f}" if name in d["nodes"].get(kind, {}) else "–" for _, d in builds
+            )
+            out.append(f"| {kind} `{name}` | {values} |")
+        out.append("")
+    return out
+
+
 def _machine_line(r: dict) -> str:
     line = f"Machine: {r['machine']}. Taken {r.get('taken', '?')}."
     if r.get("speed_control"):
@@ -408,6 +563,12 @@ def write_docs(results_dir: Path, doc: Path) -> None:
         out.append("")
         out += [f"- {key}: {value}" for key, value in r.get("summary", {}).items()]
         out.append("")
+        verdicts = targets(r)
+        if verdicts:
+            out += ["The issue's targets at this scale and engine:", ""]
+            out += [f"- {v.line()}" for v in verdicts]
+            out.append("")
+        out += _profile_lines(r)
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(out) + "\n", encoding="utf-8")
 
@@ -458,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_tables(wh)
         write_pseudonym_key(wh, "bench")
         ensure_table(wh)
-    full = run_day(url, landing, END, "")
+    full, full_profile = run_day(url, landing, END, "")
     stages += full
     full_seconds = sum(t for name, t, _, _ in full if "(classifier" not in name)
 
@@ -488,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     with Peak() as peak:
         delta_rows = write_delta(landing, day)
     stages.append(("day+1: write delta files", time.perf_counter() - t0, delta_rows, peak.mb))
-    incremental = run_day(url, landing, day, "day+1: ")
+    incremental, day_profile = run_day(url, landing, day, DAY)
     stages += incremental
     day_seconds = sum(t for name, t, _, _ in incremental if "(classifier" not in name)
 
@@ -513,26 +674,23 @@ def main(argv: list[str] | None = None) -> int:
     out = REPO_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = args.scale if engine == "duckdb" else f"{args.scale}-{engine}"
-    (out / f"{name}.json").write_text(
-        json.dumps(
-            {
-                "scale": args.scale,
-                "engine": engine,
-                "customers": SCALES[args.scale],
-                "landed_rows": json.loads((truth / "summary.json").read_text(encoding="utf-8"))["rows"],
-                "machine": machine,
-                "taken": dt.date.today().isoformat(),
-                "speed_control": control,
-                "stages": [
-                    {"stage": s, "seconds": round(t, 3), "rows": n, "peak_mb": mb and round(mb)}
-                    for s, t, n, mb in stages
-                ],
-                "summary": summary,
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+    results = {
+        "scale": args.scale,
+        "engine": engine,
+        "customers": SCALES[args.scale],
+        "landed_rows": json.loads((truth / "summary.json").read_text(encoding="utf-8"))["rows"],
+        "machine": machine,
+        "taken": dt.date.today().isoformat(),
+        "speed_control": control,
+        "stages": [
+            {"stage": s, "seconds": round(t, 3), "rows": n, "peak_mb": mb and round(mb)} for s, t, n, mb in stages
+        ],
+        "summary": summary,
+        "profile": {"full": full_profile, "day": day_profile},
+    }
+    for verdict in targets(results):
+        print(f"target: {verdict.line()}")
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     write_docs(out, REPO_ROOT / "docs" / "benchmarks.md")
     return 0
 

@@ -167,3 +167,147 @@ def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_pat
         json.dumps({"customers": SCALES["S"], "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0}})
     )
     assert _generated(tmp_path, "S")
+
+
+def _stage(name: str, seconds: float, rows: int | None = None, peak_mb: int | None = None) -> dict:
+    return {"stage": name, "seconds": seconds, "rows": rows, "peak_mb": peak_mb}
+
+
+def test_the_targets_of_scale_l_count_the_pipelines_own_stages_only():
+    """Computed by hand: full build 600 + 100 + 200 + 40 + 20 = 960 s = 16.0 min; its peak 8,500 MB = 8.3 GB;
+    the day 10 + 5 + 30 + 3 + 0 = 48 s = 5% of 960 (met at the limit); 60M rows in 600 s; 1.5M texts in 50 s.
+    Generation, the delta files, the classifier's own clock and the baseline (an M target) are not counted."""
+    from crm_pipeline.bench import targets
+
+    stages = [
+        _stage("generate", 1000.0, 60_000_000, 9_000),
+        _stage("extract + load", 600.0, 60_000_000, 3_000),
+        _stage("text scoring (wall)", 100.0, 20_000_000, 2_000),
+        _stage("text scoring (classifier, distinct texts)", 50.0, 1_500_000),
+        _stage("dbt build (full refresh)", 200.0, 60_000_000, 8_500),
+        _stage("mart checks", 40.0, None, 6_000),
+        _stage("publish", 20.0, 8_000_000, 500),
+        _stage("pandas baseline: read_csv", 10.0, 60_000_000),
+        _stage("day+1: write delta files", 100.0, 400_000, 20_000),
+        _stage("day+1: extract + load", 10.0, 400_000, 700),
+        _stage("day+1: text scoring (wall)", 5.0, 200_000, 600),
+        _stage("day+1: text scoring (classifier, distinct texts)", 1.0, 20_000),
+        _stage("day+1: dbt build (incremental)", 30.0, 60_400_000, 6_000),
+        _stage("day+1: mart checks", 3.0, None, 6_000),
+        _stage("day+1: publish", 0.0, 8_000_000, 500),
+    ]
+    lines = [v.line() for v in targets({"scale": "L", "engine": "duckdb", "stages": stages})]
+    assert lines == [
+        "L full build: missed, 16.0 min against <= 15.0 min (1.07x over)",
+        "L peak memory: missed, 8.3 GB against <= 8.0 GB (1.04x over)",
+        "incremental day, share of the full build: met, 5% against <= 5% (1.00x inside)",
+        "raw load: missed, 100,000 rows/s against >= 500,000 rows/s (5.00x short)",
+        "text scoring per core: met, 30,000 texts/s against >= 20,000 texts/s (1.50x beyond)",
+    ]
+
+
+def test_the_baseline_target_is_ms_and_postgresql_has_its_own():
+    """M: the baseline's 30 + 40 + 10 = 80 s against our load 6 s + dbt 2 s is 10x (met at the limit); scoring and
+    checks are not what the baseline replaces. PostgreSQL M: only its full build counts, 300 s = 5.0 min."""
+    from crm_pipeline.bench import targets
+
+    stages = [
+        _stage("extract + load", 6.0, 600_000),
+        _stage("text scoring (wall)", 50.0, 300_000),
+        _stage("dbt build (full refresh)", 2.0, 600_000),
+        _stage("mart checks", 240.0),
+        _stage("publish", 2.0, 1_000),
+        _stage("pandas baseline: read_csv", 30.0, 600_000),
+        _stage("pandas baseline: to_sql", 40.0, 600_000),
+        _stage("pandas baseline: groupby RFM", 10.0),
+    ]
+    duck = [v.line() for v in targets({"scale": "M", "engine": "duckdb", "stages": stages})]
+    assert duck == [
+        "raw load: missed, 100,000 rows/s against >= 500,000 rows/s (5.00x short)",
+        "speed-up over the pandas baseline (its time / our load + dbt): met, 10.00x against >= 10.00x (1.00x beyond)",
+    ]
+    pg = [v.line() for v in targets({"scale": "M", "engine": "postgres", "stages": stages})]
+    assert pg == ["PostgreSQL M full build: met, 5.0 min against <= 10.0 min (2.00x inside)"]
+    assert targets({"scale": "S", "engine": "postgres", "stages": stages}) == []
+
+
+def test_the_dbt_profile_sums_thread_time_per_kind_and_names_each_node(tmp_path):
+    import json
+
+    from crm_pipeline.bench import dbt_profile
+
+    results = [
+        {"unique_id": "model.crm.a", "execution_time": 3.0},
+        {"unique_id": "test.crm.not_null_a_id.abc123", "execution_time": 0.5},
+        {"unique_id": "model.crm.b", "execution_time": 1.5},
+        {"unique_id": "seed.crm.staff", "execution_time": 0.1},
+        {"unique_id": "test.crm.unique_a_id.def456", "execution_time": 0.2},
+    ]
+    path = tmp_path / "run_results.json"
+    path.write_text(json.dumps({"results": results, "elapsed_time": 4.0}))
+    profile = dbt_profile(path, 7.5)
+    assert profile == {
+        "seconds": 7.5,
+        "run": 4.0,
+        "outside_run": 3.5,
+        "thread_seconds": {"model": 4.5, "seed": 0.1, "test": 0.7},
+        "nodes": {
+            "model": {"a": 3.0, "b": 1.5},
+            "seed": {"staff": 0.1},
+            "test": {"not_null_a_id": 0.5, "unique_a_id": 0.2},
+        },
+    }
+    assert list(profile["nodes"]["model"]) == ["a", "b"]  # slowest first
+
+
+def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
+    import json
+
+    from crm_pipeline.bench import write_docs
+
+    full_dbt = {
+        "seconds": 7.5,
+        "run": 4.0,
+        "outside_run": 3.5,
+        "thread_seconds": {"model": 4.5, "seed": 0.1, "test": 0.7},
+        "nodes": {
+            "model": {"a": 3.0, "b": 1.5},
+            "seed": {"staff": 0.1},
+            "test": {"not_null_a_id": 0.5, "unique_a_id": 0.2},
+        },
+    }
+    day_dbt = {
+        "seconds": 3.0,
+        "run": 1.0,
+        "outside_run": 2.0,
+        "thread_seconds": {"model": 1.2, "test": 0.5},
+        "nodes": {"model": {"b": 1.0, "a": 0.2}, "test": {"not_null_a_id": 0.5}},
+    }
+    load = {"orders": [2.0, 1000], "chat_messages": [4.0, 6000], "events": [0.0, 0], "deletion_requests": [0.1, 0]}
+    base = {"customers": 10, "engine": "duckdb", "machine": "x86_64", "taken": "2026-11-30", "stages": []}
+    profile = {"full": {"load": load, "dbt": full_dbt}, "day": {"load": {}, "dbt": day_dbt}}
+    (tmp_path / "S.json").write_text(json.dumps({**base, "scale": "S", "profile": profile}))
+    (tmp_path / "M.json").write_text(json.dumps({**base, "scale": "M"}))  # taken before profiles were recorded
+    doc = tmp_path / "benchmarks.md"
+    write_docs(tmp_path, doc)
+    text = doc.read_text()
+    assert text.count("### Where the time goes") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| stage |")]
+    assert rows == [
+        "| entity | rows | seconds | rows/s |",
+        "| chat_messages | 6,000 | 4.00 | 1,500 |",
+        "| orders | 1,000 | 2.00 | 500 |",
+        "| deletion_requests | 0 | 0.10 | – |",
+        "| events | 0 | 0.00 | – |",
+        "| | full | incremental |",
+        "| stage seconds | 7.5 | 3.0 |",
+        "| start-up, parse, bookkeeping | 3.5 | 2.0 |",
+        "| models, thread seconds | 4.5 | 1.2 |",
+        "| seeds, thread seconds | 0.1 | 0.0 |",
+        "| tests, thread seconds | 0.7 | 0.5 |",
+        "| model `a` | 3.0 | 0.2 |",
+        "| model `b` | 1.5 | 1.0 |",
+        "| test `not_null_a_id` | 0.5 | 0.5 |",
+        "| test `unique_a_id` | 0.2 | – |",
+        "| seed `staff` | 0.1 | – |",
+    ]
