@@ -231,6 +231,21 @@ def test_the_baseline_target_is_ms_and_postgresql_has_its_own():
     assert targets({"scale": "S", "engine": "postgres", "stages": stages}) == []
 
 
+# A dbt build's profile as dbt_profile gives it for the run_results.json written below (by hand: thread
+# seconds model 3.0 + 1.5, test 0.5 + 0.2; 3.5 s of the stage's 7.5 s outside dbt's 4.0 s run).
+FULL_DBT = {
+    "seconds": 7.5,
+    "run": 4.0,
+    "outside_run": 3.5,
+    "thread_seconds": {"model": 4.5, "seed": 0.1, "test": 0.7},
+    "nodes": {
+        "model": {"a": 3.0, "b": 1.5},
+        "seed": {"staff": 0.1},
+        "test": {"not_null_a_id": 0.5, "unique_a_id": 0.2},
+    },
+}
+
+
 def test_the_dbt_profile_sums_thread_time_per_kind_and_names_each_node(tmp_path):
     import json
 
@@ -246,17 +261,7 @@ def test_the_dbt_profile_sums_thread_time_per_kind_and_names_each_node(tmp_path)
     path = tmp_path / "run_results.json"
     path.write_text(json.dumps({"results": results, "elapsed_time": 4.0}))
     profile = dbt_profile(path, 7.5)
-    assert profile == {
-        "seconds": 7.5,
-        "run": 4.0,
-        "outside_run": 3.5,
-        "thread_seconds": {"model": 4.5, "seed": 0.1, "test": 0.7},
-        "nodes": {
-            "model": {"a": 3.0, "b": 1.5},
-            "seed": {"staff": 0.1},
-            "test": {"not_null_a_id": 0.5, "unique_a_id": 0.2},
-        },
-    }
+    assert profile == FULL_DBT
     assert list(profile["nodes"]["model"]) == ["a", "b"]  # slowest first
 
 
@@ -265,17 +270,6 @@ def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
 
     from crm_pipeline.bench import write_docs
 
-    full_dbt = {
-        "seconds": 7.5,
-        "run": 4.0,
-        "outside_run": 3.5,
-        "thread_seconds": {"model": 4.5, "seed": 0.1, "test": 0.7},
-        "nodes": {
-            "model": {"a": 3.0, "b": 1.5},
-            "seed": {"staff": 0.1},
-            "test": {"not_null_a_id": 0.5, "unique_a_id": 0.2},
-        },
-    }
     day_dbt = {
         "seconds": 3.0,
         "run": 1.0,
@@ -285,7 +279,7 @@ def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
     }
     load = {"orders": [2.0, 1000], "chat_messages": [4.0, 6000], "events": [0.0, 0], "deletion_requests": [0.1, 0]}
     base = {"customers": 10, "engine": "duckdb", "machine": "x86_64", "taken": "2026-11-30", "stages": []}
-    profile = {"full": {"load": load, "dbt": full_dbt}, "day": {"load": {}, "dbt": day_dbt}}
+    profile = {"full": {"load": load, "dbt": FULL_DBT}, "day": {"load": {}, "dbt": day_dbt}}
     (tmp_path / "S.json").write_text(json.dumps({**base, "scale": "S", "profile": profile}))
     (tmp_path / "M.json").write_text(json.dumps({**base, "scale": "M"}))  # taken before profiles were recorded
     doc = tmp_path / "benchmarks.md"
