@@ -15,7 +15,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 help:
 	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
-	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB)"
+	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB), two processes [PYTEST_WORKERS=0: one]"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
 	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier's precision/recall/F1 per language"
@@ -40,8 +40,11 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 run: setup
 	$(PY) -m crm_pipeline.run $(if $(DATE),--date $(DATE))
 
+# Two test processes (pytest-xdist), a file each at a time, so a file's module fixtures are built once:
+# most tests spend their time in one-core Python (dbt's parse, Airflow, GX). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check plugins dags tests
