@@ -139,3 +139,15 @@ def test_a_backfill_a_code_change_a_failed_build_or_the_setting_force_a_full_ref
 
     incremental.forget(wh)  # what a failed build does
     assert _plan(wh).reason == "no previous build recorded"
+
+
+def test_a_tombstone_forces_a_full_refresh(wh):
+    """A key deleted at the source (raw._deleted) leaves staging: delete+insert on touched keys cannot do that."""
+    incremental.record(wh, _plan(wh), "build-1")
+    rows = [{"order_id": "O1", "customer_id": "C1", "ordered_at": "2026-11-20 10:00:00", "status": "paid",
+             "total_amount": "1"}]  # fmt: skip
+    load_batch(wh, SPECS["orders"], "b-del", "sql:shop/orders", [RawRecord(None, rows[0], "o1", deleted=True)], DAY, SH)
+    p = _plan(wh, DAY + dt.timedelta(days=1), END + dt.timedelta(days=1))
+    assert p.full_refresh and "raw.orders has 1 tombstone(s) since the last build" in p.reason, p.reason
+    incremental.record(wh, p, "build-2")
+    assert not _plan(wh, DAY + dt.timedelta(days=1), END + dt.timedelta(days=1)).full_refresh

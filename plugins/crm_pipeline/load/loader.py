@@ -1,8 +1,15 @@
 """The one loader: records of any entity -> raw.<entity>, rejects -> audit.quarantine, one audit row per batch.
 
-A batch (one landed file, or one extract query) is written in a single
-transaction: its earlier rows, if any, are deleted first, so a rerun or a
-retry after a crash replaces the batch instead of duplicating it.
+A landed file is a batch whose id comes from its path and content: it is
+written in a single transaction, its earlier rows (if any) deleted first, so
+a rerun or a retry after a crash replaces the batch instead of duplicating it.
+
+An extract (a query, an API walk) is a new batch every time it runs, and
+deletes nothing: it loads only the rows whose content differs from the
+latest version already loaded for their key from that source, so a quiet
+day, a rerun or a retry loads nothing and removes nothing (load_extract).
+A key the source no longer has is marked deleted by a tombstone row, a copy
+of its latest version with `_deleted` true (crm_pipeline.sources.sql).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ LINEAGE = [
     ("_loaded_at", "timestamp"),
     # Columns a source sent beyond the contract, as JSON, when CRM_EXTRA_COLUMNS carries them.
     ("_extra", "text"),
+    # A tombstone: the source deleted this key (soft-delete column or key reconciliation).
+    ("_deleted", "bool"),
 ]
 EXTRA_POLICIES = ("ignore", "carry")
 
@@ -89,6 +98,19 @@ AUDIT_DDL = {
         ("quarantined_at", "timestamp"),
     ],
     "watermarks": [("entity", "text"), ("source", "text"), ("watermark", "text"), ("updated_at", "timestamp")],
+    # One row per key reconciliation of a SQL source's entity: how many keys it compared and
+    # how many had vanished (tombstoned), and what it cost (crm_pipeline.sources.sql).
+    "reconciliations": [
+        ("entity", "text"),
+        ("source", "text"),
+        ("run_date", "date"),
+        ("source_keys", "int"),
+        ("live_keys", "int"),
+        ("tombstoned", "int"),
+        ("seconds", "float"),
+        ("batch_id", "text"),
+        ("reconciled_at", "timestamp"),
+    ],
     "check_results": [
         ("run_date", "date"),
         ("suite", "text"),
@@ -179,6 +201,7 @@ def _arrow_type(type_name: str):
         "timestamp": pa.timestamp("us"),
         "date": pa.date32(),
         "bool": pa.bool_(),
+        "float": pa.float64(),
     }[type_name]
 
 
@@ -219,6 +242,14 @@ def row_hash(spec: EntitySpec, row: dict) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+def tombstone_hash(content_hash: str) -> str:
+    """A tombstone's row hash: distinct from its content's, so the key coming back alive is a change.
+
+    The same as SQL's md5('deleted' || _row_hash), which reconciliation uses.
+    """
+    return hashlib.md5(("deleted" + content_hash).encode("utf-8")).hexdigest()
+
+
 def _batch_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
 
@@ -255,6 +286,7 @@ def prepare_batch(
     source_sha256: str | None = None,
     header: list[str] | None = None,
     skip_hashes: set[str] | None = None,
+    skip_rejects: set[str] | None = None,
     note: str | None = None,
     fast: FastBatch | None = None,
     suppression=None,
@@ -262,7 +294,10 @@ def prepare_batch(
     """Normalise and split into loaded and quarantined rows, with the batch's audit row (written by write_batches).
 
     With `fast`, the rows it normalised column-wise are added as they are and `records` are the
-    rest, which take the per-record path.
+    rest, which take the per-record path. `skip_hashes`: row hashes already loaded (the latest
+    version of their key), counted as re-read instead of loaded; `skip_rejects`: raw records
+    already quarantined with the same reason from this source, likewise. A record with
+    `deleted` set loads as a tombstone.
     """
     import pyarrow as pa
 
@@ -304,24 +339,29 @@ def prepare_batch(
                 if carry:
                     extra = json.dumps({k: rec.record[k] for k in sorted(extra_keys)}, ensure_ascii=False)
         if reason is not None:
+            if skip_rejects is not None and f"{reason}\x1f{rec.raw}" in skip_rejects:
+                reread += 1  # quarantined already by an earlier extract
+                continue
             for k, v in zip(
                 bad, (batch_id, spec.name, source, rec.line_no, reason, rec.raw, run_date, now), strict=True
             ):
                 bad[k].append(v)
             continue
-        h = row_hash(spec, row)
+        deleted = bool(getattr(rec, "deleted", False))
+        h = tombstone_hash(row_hash(spec, row)) if deleted else row_hash(spec, row)
         if skip_hashes is not None and h in skip_hashes:
             reread += 1  # already loaded by an earlier extract (lookback overlap)
             continue
         for f in spec.field_names:
             good[f].append(row[f])
-        for k, v in zip([n for n, _ in LINEAGE], (batch_id, source, rec.line_no, h, now, extra), strict=True):
+        lineage = (batch_id, source, rec.line_no, h, now, extra, deleted)
+        for k, v in zip([n for n, _ in LINEAGE], lineage, strict=True):
             good[k].append(v)
     types = {f.name: f.type for f in spec.fields} | dict(LINEAGE)
     good_tbl = pa.table({k: pa.array(v, type=_arrow_type(types[k])) for k, v in good.items()})
     if fast is not None and fast.good.num_rows:
         n = fast.good.num_rows
-        constants = {"_batch_id": batch_id, "_source": source, "_loaded_at": now, "_extra": None}
+        constants = {"_batch_id": batch_id, "_source": source, "_loaded_at": now, "_extra": None, "_deleted": False}
         fast_tbl = pa.table(
             {
                 k: (
@@ -456,28 +496,57 @@ def load_extract(
     *,
     note: str | None = None,
 ) -> BatchResult:
-    """One incremental extract (a query, an API walk) as one batch.
+    """One incremental extract (a query, an API walk) as one new batch, which deletes nothing.
 
-    Rows an overlap window reads again are recognised by their row hash and
-    counted as re-read, not loaded; the batch id comes from the extracted
-    content, so retrying the same extract replaces its batch; the watermark is
-    stored in the batch's transaction.
+    A row whose content equals the latest version loaded for its key from this
+    source is counted as re-read, not loaded, and so is a record quarantined
+    before with the same reason: an extract that reads what is already there
+    (an overlap window, a quiet day, a rerun, a retry) loads nothing and
+    leaves every row in place. A row that differs from the latest version,
+    even by going back to an older content, loads as the new latest. The
+    watermark is stored in the batch's transaction; extracts of one source
+    and entity run one at a time.
     """
     ensure_tables(wh, [entity])
-    seen = {h for (h,) in wh.fetchall(f"select _row_hash from raw.{entity} where _source = %s", (source,))}
-    digest = hashlib.sha256("\x1e".join(sorted(r.raw for r in records)).encode("utf-8")).hexdigest()
-    batch_id = _batch_id(entity, source, digest)
-    return load_batch(
-        wh,
-        SPECS[entity],
-        batch_id,
-        source,
-        Watermarked(records, entity, source, watermark),
-        run_date,
-        tz,
-        skip_hashes=seen,
-        note=note,
+    spec = SPECS[entity]
+    with wh.session_lock(f"crm:extract:{entity}:{source}"):
+        seen = latest_hashes(wh, spec, source)
+        rejected = {
+            f"{reason}\x1f{raw}"
+            for reason, raw in wh.fetchall(
+                "select reason, raw_record from audit.quarantine where entity = %s and source = %s", (entity, source)
+            )
+        }
+        digest = hashlib.sha256("\x1e".join(sorted(r.raw for r in records)).encode("utf-8")).hexdigest()
+        # A new id each time: an extract never replaces (and so never deletes) an earlier one's rows.
+        batch_id = _batch_id(entity, source, digest, dt.datetime.now(dt.UTC).isoformat(), os.urandom(8).hex())
+        return load_batch(
+            wh,
+            spec,
+            batch_id,
+            source,
+            Watermarked(records, entity, source, watermark),
+            run_date,
+            tz,
+            skip_hashes=seen,
+            skip_rejects=rejected,
+            note=note,
+        )
+
+
+def latest_versions_sql(spec: EntitySpec, columns: str = "_row_hash") -> str:
+    """The latest loaded version of each key from one source (%s), in loading order (staging's tie-breaks)."""
+    keys = ", ".join(spec.key)
+    return (
+        f"select {columns} from (select *, row_number() over (partition by {keys} "
+        "order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc) as _version_rank "
+        f"from raw.{spec.name} where _source = %s) as versions where _version_rank = 1"
     )
+
+
+def latest_hashes(wh: Warehouse, spec: EntitySpec, source: str) -> set[str]:
+    """Row hashes of the latest version of each key loaded from `source` (a tombstone's included)."""
+    return {h for (h,) in wh.fetchall(latest_versions_sql(spec), (source,))}
 
 
 def read_watermark(wh: Warehouse, entity: str, source: str) -> str | None:

@@ -26,6 +26,7 @@ TYPE_SQL = {
         "timestamp": "timestamp",
         "date": "date",
         "bool": "boolean",
+        "float": "double",
     },
     "postgres": {
         "text": "text",
@@ -34,6 +35,7 @@ TYPE_SQL = {
         "timestamp": "timestamp",
         "date": "date",
         "bool": "boolean",
+        "float": "double precision",
     },
 }
 

@@ -30,6 +30,7 @@ class RawRecord:
     record: dict | None  # None when the line could not be read at all
     raw: str  # the record as it was read, for quarantine
     error: str | None = None
+    deleted: bool = False  # the source marks it deleted: it loads as a tombstone
 
 
 @dataclass

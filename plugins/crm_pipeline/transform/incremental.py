@@ -12,6 +12,8 @@ a full refresh instead, and the run log says why:
 - the as-of day moved back (a backfill of an earlier day than the last build);
 - raw rows the last build had seen were deleted, replaced (a batch loaded
   again) or held since: the count of such rows per entity no longer matches;
+- a tombstone arrived since (the source deleted a key: raw._deleted), which
+  removes a key from staging, and delete+insert on the touched keys cannot;
 - scores the last build had seen were deleted (a new classifier version
   replaced them, or an erasure took them);
 - the staging or intermediate models, macros or seeds changed (their code hash differs);
@@ -148,12 +150,18 @@ def plan(wh: Warehouse, as_of: dt.date, as_of_end_utc: dt.datetime, project_dir:
         if through is None:
             continue  # nothing was there: every key it has now is new
         table, stamp, counted = TABLES[entity]
-        (now_rows,) = wh.fetchone(f"select count(*) from {table} where {stamp} <= %s and {counted}", (through,))
+        tombstones = "count(*) filter (where _loaded_at > %s and _deleted)" if table.startswith("raw.") else "0"
+        now_rows, deleted = wh.fetchone(
+            f"select count(*) filter (where {stamp} <= %s and {counted}), {tombstones} from {table}",
+            (through, through) if table.startswith("raw.") else (through,),
+        )
         if int(now_rows) != int(s["raw_rows"]):
             return full(
                 f"{table} had {s['raw_rows']} rows up to the last build and has {now_rows} now "
                 "(rows deleted, replaced or held since)"
             )
+        if int(deleted or 0):
+            return full(f"{table} has {deleted} tombstone(s) since the last build (keys deleted at the source)")
         loaded_after[entity] = _fmt(through)
     window = {
         "loaded_after": loaded_after,

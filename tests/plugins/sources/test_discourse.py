@@ -125,3 +125,45 @@ def test_a_page_that_keeps_failing_raises_a_retryable_error_and_keeps_the_waterm
             extract(wh, cfg, RUN, SH, client=client)
         assert sleeps == [0.5, 1.0]  # exponential backoff between the three attempts
         assert _state(wh) == before
+
+
+def _latest(wh, entity: str, key: str) -> list[tuple]:
+    """Each key's latest loaded version (staging's order), as text, independent of the loader's own query."""
+    cols = [c for c in wh.columns("raw", entity) if not c.startswith("_")]
+    rows = wh.fetchall(
+        f"select {', '.join(cols)} from (select *, row_number() over (partition by {key} "
+        "order by _loaded_at desc, coalesce(_line_no, 0) desc, _row_hash desc) as n "
+        f"from raw.{entity}) as v where n = 1"
+    )
+    return sorted(tuple(str(v) for v in r) for r in rows)
+
+
+def test_quiet_days_a_change_and_quiet_days_again_lose_nothing(warehouse_url, tmp_path):
+    """Issue 21: a second run over an unchanged user list left raw.forum_users empty (the batch id came
+    from the content, so the quiet run deleted the batch, then skipped every row as re-read)."""
+    with ScriptedApi() as api, Warehouse.from_url(warehouse_url) as wh:
+        cfg, client = _client(api, [], refetch_ids=2)
+        _users(api)
+        _full_history(api)
+        entities = (("forum_users", "user_id"), ("forum_posts", "post_id"))
+        kept: dict[str, set] = {"forum_users": set(), "forum_posts": set()}
+        for day in range(1, 7):
+            if day == 4:  # a user renamed, a user joined, a post edited and a post written
+                api.on(USERS, "page=1", (200, "users_200_page1_after_change.json", {}))
+                api.on(POSTS, "", (200, "posts_200_page1_after_edit.json", {}))
+            extract(wh, cfg, RUN + dt.timedelta(days=day), SH, client=client)
+            with Warehouse.from_url(f"duckdb:///{tmp_path}/oneshot{day}.duckdb") as fresh:
+                extract(fresh, cfg, RUN + dt.timedelta(days=day), SH, client=client)
+                expected = {e: _latest(fresh, e, k) for e, k in entities}
+            for entity, key in entities:
+                hashes = {h for (h,) in wh.fetchall(f"select _row_hash from raw.{entity}")}
+                assert kept[entity] <= hashes, f"day {day}: {entity} lost rows"
+                kept[entity] = hashes
+                assert _latest(wh, entity, key) == expected[entity], f"day {day}: {entity}"
+        users = dict(wh.fetchall("select user_id, count(*) from raw.forum_users group by user_id"))
+        # Three users loaded once, fan1 twice (renamed), fan3 once; every quiet day loaded nothing.
+        assert users == {"10": 1, "11": 2, "12": 1, "13": 1}, users
+        loaded = wh.fetchall(
+            "select run_date, loaded_rows from audit.load_batches where entity = 'forum_users' order by run_date"
+        )
+        assert [n for _, n in loaded] == [3, 0, 0, 2, 0, 0], loaded

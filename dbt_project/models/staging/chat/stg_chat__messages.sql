@@ -64,7 +64,7 @@ versioned as (
 latest as (
 
     select * from versioned
-    where version_rank = 1
+    where {{ is_latest_live() }}
 
 ),
 

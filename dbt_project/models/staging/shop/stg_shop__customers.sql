@@ -61,7 +61,7 @@ final as (
         {{ built_now() }} as _built_at
 
     from versioned
-    where version_rank = 1
+    where {{ is_latest_live() }}
 
 )
 
