@@ -11,10 +11,11 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 
-.PHONY: help setup run test lint format bench eval-text lock clean
+.PHONY: help setup run backfill test lint format bench eval-text lock clean
 help:
 	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
+	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [EVERY=day|week|month]  run the as-of days of a range in order"
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB), two processes [PYTEST_WORKERS=0: one]"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
@@ -39,6 +40,10 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 
 run: setup
 	$(PY) -m crm_pipeline.run $(if $(DATE),--date $(DATE))
+
+backfill: setup
+	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [EVERY=day|week|month]"; exit 2)
+	$(PY) -m crm_pipeline.run --from $(FROM) --to $(TO) --every $(or $(EVERY),day)
 
 # Two test processes (pytest-xdist), a file each at a time, so a file's module fixtures are built once:
 # most tests spend their time in one-core Python (dbt's parse, Airflow, GX). PYTEST_WORKERS=0: one process.

@@ -9,8 +9,13 @@ import os
 import pendulum
 from airflow.sdk import Asset
 
+from crm_pipeline.config import earliest_date
+
 TIMEZONE = os.environ.get("CRM_TIMEZONE", "Asia/Shanghai")
-START_DATE = pendulum.datetime(2024, 1, 1, tz=TIMEZONE)
+# The earliest as-of day a run may have: Airflow runs no task for a logical date before a DAG's
+# start_date, so it is far back (brands keep years of history). catchup=False: the scheduler
+# never fills the years between on its own; `make backfill` runs the days asked for.
+START_DATE = pendulum.datetime(*earliest_date().timetuple()[:3], tz=TIMEZONE)
 TAGS = ["crm"]
 
 # One asset per source system's raw tables; the transform DAG waits on them.

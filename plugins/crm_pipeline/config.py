@@ -41,6 +41,11 @@ def settings() -> Settings:
     )
 
 
+def earliest_date() -> dt.date:
+    """CRM_EARLIEST_DATE [1970-01-01]: the earliest as-of day a run may have (the DAGs' start_date)."""
+    return parse_date(os.environ.get("CRM_EARLIEST_DATE", "1970-01-01"))
+
+
 def parse_date(value: str | dt.date) -> dt.date:
     if isinstance(value, dt.date):
         return value

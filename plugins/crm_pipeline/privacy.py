@@ -61,6 +61,8 @@ SUPPRESSED_BY = {
                     ("wechat_unionid", "wechat_unionid"), ("member_id", "member_id")],
     "forum_posts": [("forum", "user_id")],
     "chat_messages": [("chat", "sender_id"), ("wechat_unionid", "sender_unionid")],
+    "chat_members": [("chat", "sender_id"), ("phone", "phone"), ("wechat_unionid", "wechat_unionid"),
+                     ("member_id", "member_id")],
     "events": [("attendee", "attendee_ref")],
 }  # fmt: skip
 
@@ -243,6 +245,12 @@ def _identifiers(wh: Warehouse, accounts: set[tuple[str, str]]) -> dict[str, set
             for (u,) in wh.fetchall(f"select distinct sender_unionid from raw.chat_messages where {clause}", params)
             if u
         }
+    if ids["chat"] and wh.table_exists("raw", "chat_members"):  # what the rosters say of them
+        clause, params = _in("sender_id", sorted(ids["chat"]))
+        for row in wh.fetchall(f"select phone, wechat_unionid, member_id from raw.chat_members where {clause}", params):
+            for kind, value in zip(("phone", "wechat_unionid", "member_id"), row, strict=True):
+                if (v := normalise(kind, value)) is not None:
+                    ids[kind].add(v)
     return ids
 
 
@@ -277,6 +285,7 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
         ("forum_posts", "stg_forum__posts", "user_id", sorted(ids["forum"])),
         ("forum_users", "stg_forum__users", "user_id", sorted(ids["forum"])),
         ("chat_messages", "stg_chat__messages", "sender_id", sorted(ids["chat"])),
+        ("chat_members", "stg_chat__members", "sender_id", sorted(ids["chat"])),
     ):
         _delete(wh, f"raw.{raw}", column, values, counts)
         _delete(wh, f"staging.{staged}", column, values, counts)

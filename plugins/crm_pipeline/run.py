@@ -1,9 +1,25 @@
-"""`make run`: run every DAG in-process for one as-of day and print what the marts hold.
+"""`make run` and `make backfill`: run every DAG in-process for one as-of day (or a range) and print the marts.
 
     python -m crm_pipeline.run [--date YYYY-MM-DD]
+    python -m crm_pipeline.run --from YYYY-MM-DD --to YYYY-MM-DD [--every day|week|month]
 
-Generates the sample community first when the landing dir is empty. Exits
-non-zero, naming the failing DAG and task, when anything fails.
+Generates the sample community first when the landing dir is empty.
+
+Sources are independent: every extract DAG runs even when another failed (a
+held batch, an unreachable API), and the transform then builds and publishes
+from what passed; held batches stay out of staging. The run exits non-zero,
+naming each failed DAG, task and critical check, when anything failed. A
+day before CRM_EARLIEST_DATE (the DAGs' start_date), or a DAG run that ran
+no task, is a failure with its reason, never a silent success.
+
+A backfill runs the as-of days of the range in order, each through the same
+DAGs as `make run` (one day at a time: tier history only moves forward, and
+alerts open and resolve day by day), and stops at the first day that fails.
+`--every week|month` takes every 7th day or the same day of each month
+(clamped to the month's end) from FROM, and TO itself last. Days already
+loaded load nothing again, so rerunning a range changes nothing. Airflow's
+own `airflow backfill create` needs a running scheduler; in production, use
+it on the extract DAGs and the transform follows their assets (docs).
 """
 
 from __future__ import annotations
@@ -33,9 +49,15 @@ def ensure_airflow_db() -> None:
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
 
 
-def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER) -> list[tuple[str, str, list[str]]]:
-    """dag.test() each DAG for the as-of day; (dag_id, state, failed task ids) for each, stopping at a failure."""
-    import pendulum
+class RunError(SystemExit):
+    """A day that cannot be run: said clearly, exit status 2."""
+
+    def __init__(self, message: str):
+        print(f"run FAILED: {message}", file=sys.stderr)
+        super().__init__(2)
+
+
+def load_dags():
     from airflow.dag_processing.dagbag import DagBag
 
     dags_folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
@@ -44,6 +66,19 @@ def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER) -> list[tuple[str, 
     bag = DagBag(dag_folder=dags_folder)
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    return bag
+
+
+def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER, bag=None) -> list[tuple[str, str, list[str]]]:
+    """dag.test() each DAG for the as-of day; (dag_id, state, failed task ids) for each.
+
+    Every DAG runs, whatever an earlier one did: one source's failure never keeps another's
+    data out, and the transform builds from what passed.
+    """
+    import pendulum
+
+    check_runnable(as_of)
+    bag = bag or load_dags()
     logical = pendulum.datetime(as_of.year, as_of.month, as_of.day, tz=settings().timezone)
     from crm_pipeline.load.warehouse import parse_url, transform_lock
 
@@ -54,21 +89,109 @@ def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER) -> list[tuple[str, 
         serial = transform_lock(parse_url(settings().warehouse_url)) if dag_id == "crm_transform" else nullcontext()
         with serial:
             run = bag.get_dag(dag_id).test(logical_date=logical, run_conf={"as_of_date": as_of.isoformat()})
-        failed = sorted({ti.task_id for ti in run.get_task_instances() if ti.state == "failed"})
-        outcomes.append((dag_id, str(run.state), failed))
-        if str(run.state) != "success":
-            break
+        tis = run.get_task_instances()
+        failed = sorted({ti.task_id for ti in tis if ti.state == "failed"})
+        state = str(run.state)
+        if not tis:  # Airflow ran nothing (e.g. a logical date before start_date): never a success
+            state, failed = "ran no task", []
+        outcomes.append((dag_id, state, failed))
     return outcomes
+
+
+def check_runnable(as_of: dt.date) -> None:
+    from crm_pipeline.config import earliest_date
+
+    earliest = earliest_date()
+    if as_of < earliest:
+        raise RunError(
+            f"as-of day {as_of} is before CRM_EARLIEST_DATE ({earliest}), the DAGs' start_date: "
+            "Airflow would run no task for it. Set CRM_EARLIEST_DATE to the earliest day of your data."
+        )
+
+
+def backfill_days(start: dt.date, end: dt.date, every: str = "day") -> list[dt.date]:
+    """The as-of days of a backfill: FROM, every day, 7th day or month after it up to TO, and TO last."""
+    if end < start:
+        raise RunError(f"backfill range is empty: TO ({end}) is before FROM ({start})")
+    days, k = [], 0
+    while True:
+        if every == "day":
+            day = start + dt.timedelta(days=k)
+        elif every == "week":
+            day = start + dt.timedelta(days=7 * k)
+        elif every == "month":
+            month = start.month - 1 + k
+            year, month = start.year + month // 12, month % 12 + 1
+            last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+            day = dt.date(year, month, min(start.day, last))
+        else:
+            raise RunError(f"EVERY must be day, week or month, not {every!r}")
+        if day > end:
+            break
+        days.append(day)
+        k += 1
+    if days[-1] != end:
+        days.append(end)
+    return days
+
+
+def failed_checks(as_of: dt.date) -> list[str]:
+    """The critical checks that failed for this run date (suite / expectation, and the batch or relation)."""
+    from crm_pipeline.load.warehouse import Warehouse
+
+    try:
+        with Warehouse.from_url(settings().warehouse_url) as wh:
+            if not wh.table_exists("audit", "check_results"):
+                return []
+            rows = wh.fetchall(
+                "select distinct suite, expectation, relation from audit.check_results "
+                "where run_date = %s and severity = 'critical' and not success order by 1, 2, 3",
+                (as_of,),
+            )
+    except Exception:  # the warehouse itself is what failed: the task names say so
+        return []
+    return [f"{suite} / {expectation} ({relation})" for suite, expectation, relation in rows]
+
+
+def report(as_of: dt.date, outcomes, dag_ids: list[str], summary: bool = True) -> bool:
+    """Print the summary (when the marts were published) and each DAG's outcome; True when all succeeded."""
+    ok = all(state == "success" for _, state, _ in outcomes) and len(outcomes) == len(dag_ids)
+    published = any(d == "crm_transform" and state == "success" for d, state, _ in outcomes)
+    if summary and published:
+        from crm_pipeline.summary import print_summary
+
+        print_summary(as_of)
+    for dag_id, state, failed in outcomes:
+        print(f"DAG {dag_id}: {state}" + (f" (failed tasks: {', '.join(failed)})" if failed else ""))
+    if not ok:
+        for check in failed_checks(as_of):
+            print(f"failed critical check: {check}")
+        print(
+            f"run FAILED for {as_of.isoformat()}: "
+            + ("marts were published from the sources that passed" if published else "marts were not rebuilt"),
+            file=sys.stderr,
+        )
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--date", default=os.environ.get("DATE") or None, help="as-of day (default: today)")
+    ap.add_argument("--from", dest="start", help="backfill: the first as-of day")
+    ap.add_argument("--to", dest="end", help="backfill: the last as-of day")
+    ap.add_argument("--every", default="day", choices=("day", "week", "month"), help="backfill: the step")
     ap.add_argument("--customers", type=int, default=2000, help="sample size when the landing dir is empty")
     ap.add_argument("--dags", default=",".join(DAG_ORDER), help="comma-separated DAG ids to run, in order")
     args = ap.parse_args(argv)
     cfg = settings()
-    as_of = parse_date(args.date) if args.date else dt.datetime.now(cfg.tz).date()
+    if bool(args.start) != bool(args.end):
+        ap.error("a backfill needs both --from and --to")
+    if args.start:
+        days = backfill_days(parse_date(args.start), parse_date(args.end), args.every)
+    else:
+        days = [parse_date(args.date) if args.date else dt.datetime.now(cfg.tz).date()]
+    for day in days:
+        check_runnable(day)
     apply_airflow_env()
     # Task logs go to the Airflow home; the terminal gets warnings and the summary.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
@@ -81,24 +204,22 @@ def main(argv: list[str] | None = None) -> int:
             f"landing dir {cfg.landing_dir} is empty: generating a sample community of {args.customers} "
             f"customers (ground truth in {truth})"
         )
-        generate(cfg.landing_dir, truth, customers=args.customers, end_date=as_of)
+        generate(cfg.landing_dir, truth, customers=args.customers, end_date=days[-1])
     ensure_airflow_db()
     logging.getLogger("airflow").setLevel(logging.WARNING)
     dag_ids = [d.strip() for d in args.dags.split(",") if d.strip()]
     unknown = sorted(set(dag_ids) - set(DAG_ORDER))
     if unknown:
         ap.error(f"unknown DAG id(s): {', '.join(unknown)} (known: {', '.join(DAG_ORDER)})")
-    outcomes = run_dags(as_of, dag_ids)
-    from crm_pipeline.summary import print_summary
-
-    ok = all(state == "success" for _, state, _ in outcomes) and len(outcomes) == len(dag_ids)
-    if ok and "crm_transform" in dag_ids:
-        print_summary(as_of)
-    for dag_id, state, failed in outcomes:
-        print(f"DAG {dag_id}: {state}" + (f" (failed tasks: {', '.join(failed)})" if failed else ""))
-    if not ok:
-        print("run FAILED: marts were not rebuilt for", as_of.isoformat(), file=sys.stderr)
-        return 1
+    bag = load_dags()
+    for i, day in enumerate(days):
+        if len(days) > 1:
+            print(f"== backfill {i + 1}/{len(days)}: as of {day.isoformat()}")
+        outcomes = run_dags(day, dag_ids, bag)
+        if not report(day, outcomes, dag_ids, summary=i == len(days) - 1):
+            if len(days) > 1:
+                print(f"backfill stopped at {day.isoformat()}; rerun the range to go on", file=sys.stderr)
+            return 1
     return 0
 
 

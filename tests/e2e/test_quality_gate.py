@@ -1,8 +1,10 @@
 """The failure drills of the quality gate, end to end on DuckDB and PostgreSQL (`make run`'s path).
 
 A corrupted landing file: the gate holds the batch, one alert per failing
-check reaches a real local webhook, nothing is retried, the marts keep their
-exact previous content; a corrected file resolves the alert. A PII-looking
+check reaches a real local webhook, nothing is retried, the other sources'
+new data still reaches the marts while the held orders stay out (the marts
+built from orders keep their exact previous content); a corrected file
+resolves the alert. A PII-looking
 value reaching a mart: nothing is published.
 """
 
@@ -69,13 +71,35 @@ def drill_env(crm_env, airflow_db, receiver):
 def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill_env, receiver):
     url, landing = crm_env["url"], crm_env["landing"]
     before = checksums(url)
+    with Warehouse.from_url(url) as wh:
+        (sender,) = wh.fetchone(
+            "select min(account_id) from intermediate.int_identity__resolved "
+            "where account_type = 'chat' and not is_staff"
+        )
+        (group,) = wh.fetchone("select min(group_id) from raw.chat_messages where sender_id = %s", (sender,))
 
     (landing / "orders" / "orders_late_export.csv").write_text(CORRUPT, encoding="utf-8")
+    # The same day, another source's good file: one held orders batch must not keep it out (issue 21).
+    (landing / "chat_messages" / "chat_same_day.csv").write_text(
+        "msg_id,group_id,sender_id,sent_at,msg_type,content\n"
+        f"GOOD1,{group},{sender},{END} 10:00:00,text,新品什么时候到\n",
+        encoding="utf-8",
+    )
     proc = run_main(drill_env, END)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "quality gate" in out and "raw.orders.critical" in out and "orders_late_export.csv" in out
-    assert checksums(url) == before  # readers still see exactly the previous marts
+    # Every extract ran and the transform published from what passed; the run names what failed.
+    assert "DAG crm_extract_shop: failed (failed tasks: check_raw)" in proc.stdout
+    assert "DAG crm_extract_chat: success" in proc.stdout and "DAG crm_transform: success" in proc.stdout
+    assert "failed critical check: raw.orders.critical / expect_column_max_to_be_between" in proc.stdout
+    assert "marts were published from the sources that passed" in proc.stderr
+    after = checksums(url)
+    assert after["fct_customer_rfm"] == before["fct_customer_rfm"]  # the held orders stayed out
+    assert after["fct_community_engagement"] != before["fct_community_engagement"]  # the chat message got in
+    with Warehouse.from_url(url) as wh:
+        assert wh.fetchone("select count(*) from staging.stg_chat__messages where msg_id = 'GOOD1'")[0] == 1
+        assert wh.fetchone("select count(*) from staging.stg_shop__orders where order_id in ('X1', 'X2')")[0] == 0
 
     with Warehouse.from_url(url) as wh:
         status = wh.fetchone("select quality_status from audit.load_batches where source like %s", ("%late_export%",))

@@ -315,6 +315,8 @@ def try_fast(
         return None
     if fmt == "csv":
         return _fast_csv(spec, text, tz, suppression, carry)
+    if fmt != "jsonl":
+        return None  # other formats (QQ text) are read record by record
     if adapter(spec.name) is not None:
         return None  # record shapes an adapter rewrites are known only record by record
     return _fast_jsonl(spec, text, tz, suppression, carry)

@@ -168,6 +168,30 @@ SPECS: dict[str, EntitySpec] = {
             ("msg_id",),
             "chat",
         ),
+        # A group's member list (WeCom customer-group API, a community tool's export): links chat
+        # senders to people when the messages carry no unionid.
+        EntitySpec(
+            "chat_members",
+            (
+                F("group_id", req=True),
+                F("sender_id", req=True),
+                F("display_name"),
+                F("wechat_unionid"),
+                F("phone"),
+                F("member_id"),
+                F("joined_at", "timestamp"),
+                F("left_at", "timestamp"),
+            ),
+            ("group_id", "sender_id"),
+            "chat",
+        ),
+        # A chat group's place: its region places the community-only people who talk in it.
+        EntitySpec(
+            "chat_groups",
+            (F("group_id", req=True), F("group_name"), F("province"), F("city"), F("is_official", "bool")),
+            ("group_id",),
+            "chat",
+        ),
         EntitySpec(
             "events",
             (

@@ -9,12 +9,22 @@
   `TalkerId`/`StrTalker`, `Type`, `SubType`, `IsSender`, `CreateTime` in
   epoch seconds, `StrContent`, `NickName`, `Sender`) are recognised by
   `StrContent` and `CreateTime`; the numeric message type is mapped below.
+  System messages (Type 10000/10002: joins, leaves, invitations, recalls)
+  carry no sender: they come from the account `system`, and staging makes
+  them membership events. A recall notice (10002 `revokemsg`) names the
+  recalled message's MsgSvrID and recalls it. The exporter's own messages
+  (`IsSender=1`, no Sender) come from `operator:<CRM_CHAT_OPERATOR_ID>`
+  (default `operator:self`), which the staff_accounts seed flags, so the
+  brand's own account never counts as a member.
+* QQ message-manager text exports are read by crm_pipeline.sources.qq.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 
 # WeCom msgtype -> contract msg_type
 WECOM_TYPES = {
@@ -108,6 +118,16 @@ WECHAT_TYPES = {
 WECHAT_RED_PACKET_SUBTYPES = {"2001", "2003"}  # Type 49 app messages that are red packets
 
 
+SYSTEM_SENDER = "system"
+_REVOKE_ID = re.compile(r"<newmsgid>\s*(\d+)\s*</newmsgid>")
+_REVOKE_TEXT = re.compile(r"<replacemsg>\s*(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?\s*</replacemsg>", re.S)
+
+
+def operator_id() -> str:
+    """The sender id of the exporting account's own messages (IsSender=1): staff, never a member."""
+    return f"operator:{os.environ.get('CRM_CHAT_OPERATOR_ID', '').strip() or 'self'}"
+
+
 def is_wechat_backup(record: dict) -> bool:
     return "StrContent" in record and "CreateTime" in record and "msg_id" not in record
 
@@ -130,16 +150,29 @@ def from_wechat_backup(record: dict) -> dict:
     content = record.get("StrContent") or ""
     if msg_type not in ("text", "system") and not content.strip():
         content = f"[{msg_type}]"
-    return {
+    sender = (record.get("Sender") or "").strip() or None
+    if str(record.get("IsSender", "")).strip() == "1" and sender is None:
+        sender = operator_id()
+    elif sender is None and msg_type == "system":
+        sender = SYSTEM_SENDER
+    out = {
         "msg_id": record.get("MsgSvrID") or f"{group}:{record.get('localId')}",
         "group_id": group,
-        "sender_id": record.get("Sender") or ("self" if str(record.get("IsSender")) == "1" else None),
+        "sender_id": sender,
         "sent_at": sent,
         "msg_type": msg_type,
         "content": content,
         "sender_name": record.get("NickName"),
         "action": "send",
     }
+    if msg_type == "system" and (revoked := _REVOKE_ID.search(content)):
+        text = _REVOKE_TEXT.search(content)
+        out |= {
+            "action": "recall",
+            "recalled_msg_id": revoked.group(1),
+            "content": text.group(1).strip() if text else "[recall]",
+        }
+    return out
 
 
 def adapt(record: dict) -> dict:

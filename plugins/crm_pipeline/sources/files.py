@@ -20,7 +20,10 @@ from pathlib import Path
 # would stop the whole file with an error.
 csv.field_size_limit(2**31 - 1)
 
-SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".txt": "qq"}
+# Formats only some entities arrive in: a QQ message-manager text export is chat, and a .txt
+# anywhere else (a README beside the drops) is not a batch.
+ENTITY_FORMATS = {"qq": {"chat_messages"}}
 _BAD = "\U0010fffd"  # private-use marker for undecodable bytes; never in real text
 
 
@@ -44,7 +47,13 @@ def list_files(landing_dir: Path, entity: str) -> list[Path]:
     folder = landing_dir / entity
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in SUFFIXES
+        and entity in ENTITY_FORMATS.get(SUFFIXES[p.suffix.lower()], {entity})
+    )
 
 
 class _Recorder:
@@ -171,7 +180,12 @@ def read_records(path: Path, data: bytes | None = None) -> tuple[str, list[str] 
     def records() -> Iterator[RawRecord]:
         for n, offset, raw in decoded.bad_lines:
             yield RawRecord(n, None, raw.decode("utf-8"), f"invalid {decoded.encoding} bytes at byte offset {offset}")
-        yield from (_csv_records(decoded) if fmt == "csv" else _jsonl_records(decoded))
+        if fmt == "qq":
+            from crm_pipeline.sources.qq import qq_records
+
+            yield from qq_records(decoded)
+        else:
+            yield from (_csv_records(decoded) if fmt == "csv" else _jsonl_records(decoded))
 
     header = csv_header(decoded) if fmt == "csv" else None
     return decoded.encoding, header, records()

@@ -2,7 +2,8 @@
     person's keys compare equal: member id upper-cased, phone to 11 digits
     (macro normalise_phone), email lower-cased, unionid trimmed. Shop
     customers also carry their customer id, which event attendee_ref may
-    name. -#}
+    name. Chat senders carry their keys from the messages and from the
+    groups' rosters (stg_chat__members). -#}
 with
 
 customers as (
@@ -20,6 +21,12 @@ forum_users as (
 chat_messages as (
 
     select * from {{ ref('stg_chat__messages') }}
+
+),
+
+chat_members as (
+
+    select * from {{ ref('stg_chat__members') }}
 
 ),
 
@@ -62,6 +69,20 @@ chat_accounts as (
 
 ),
 
+-- A roster says who a sender is when their messages do not (real exports carry no unionid).
+roster_accounts as (
+
+    select distinct
+        '3chat:' || sender_id as account_node,
+        cast(null as varchar) as customer_id,
+        member_id,
+        wechat_unionid,
+        {{ normalise_phone('phone') }} as phone,
+        cast(null as varchar) as email
+    from chat_members
+
+),
+
 accounts as (
 
     select * from customer_accounts
@@ -69,6 +90,8 @@ accounts as (
     select * from forum_accounts
     union all
     select * from chat_accounts
+    union all
+    select * from roster_accounts
 
 ),
 

@@ -22,18 +22,35 @@ chat_messages as (
 
 ),
 
+chat_members as (
+
+    select * from {{ ref('stg_chat__members') }}
+
+),
+
 staff_patterns as (
 
     select * from {{ ref('staff_accounts') }}
 
 ),
 
+-- Everyone who wrote, and everyone a roster lists (a silent member of a group is a member too).
 chat_senders as (
 
     select
         sender_id,
-        max(sender_name) as display_name
-    from chat_messages
+        max(display_name) as display_name
+    from (
+        select
+            sender_id,
+            sender_name as display_name
+        from chat_messages
+        union all
+        select
+            sender_id,
+            display_name
+        from chat_members
+    ) as named
     group by sender_id
 
 ),

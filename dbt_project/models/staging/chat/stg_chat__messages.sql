@@ -109,13 +109,18 @@ final as (
             when
                 latest.content like '%加入了群聊%'
                 or latest.content like '%加入群聊%'
+                or latest.content like '%加入本群%'
                 or lower(latest.content) like '%joined%'
                 then 'join'
             when
                 latest.content like '%退出了群聊%'
                 or latest.content like '%移出了群聊%'
+                or latest.content like '%退出本群%'
+                or latest.content like '%移出本群%'
                 or lower(latest.content) like '%left the group%'
                 then 'leave'
+            -- a recall notice that does not say which message (WeChat's plain-text kind)
+            when latest.content like '%撤回了一条消息%' then 'recall'
         end as membership_event,
         -- timestamps
         latest.sent_at,
