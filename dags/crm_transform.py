@@ -16,12 +16,19 @@ this run's finished build (`audit.mart_builds`), so clearing only
 
 Scheduled by the raw assets the extract DAGs update. An asset-triggered run
 has no logical date of its own: it takes the as-of day from the extract run
-that triggered it, or from the `as_of_date` param.
+that triggered it, or from the `as_of_date` param. It publishes once per
+as-of day (crm_pipeline.publish_window): `wait_for_sources` holds the build
+until every expected source has reported for the day or the cut-off
+(CRM_PUBLISH_CUTOFF) has passed, and `needs_publish` skips the build and the
+publish when the marts already hold the day and nothing arrived since, so
+only a late source re-publishes a day.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+import os
+
+from airflow.sdk import PokeReturnValue, dag, task
 
 from _common import DEFAULT_ARGS, MARTS, RAW_ASSETS, START_DATE, TAGS
 
@@ -59,12 +66,29 @@ def crm_transform():
         apply_deletion_requests(parse_date(as_of))
         return as_of
 
+    @task.sensor(poke_interval=int(os.environ.get("CRM_PUBLISH_POKE_SECONDS", "300")), timeout=2 * 86400,
+                 mode="reschedule")  # fmt: skip
+    def wait_for_sources(as_of: str) -> PokeReturnValue:
+        """Build once every expected source reported for the day, or at the cut-off (crm_pipeline.publish_window)."""
+        from crm_pipeline.config import parse_date
+        from crm_pipeline.pipeline import sources_ready
+
+        return PokeReturnValue(is_done=sources_ready(parse_date(as_of)), xcom_value=as_of)
+
     @task
     def score_texts(as_of: str) -> str:
         from crm_pipeline.pipeline import score_texts
 
         score_texts()
         return as_of
+
+    @task.short_circuit
+    def needs_publish(as_of: str) -> str | bool:
+        """Skip the build and the publish when the marts hold this day and nothing arrived since."""
+        from crm_pipeline.config import parse_date
+        from crm_pipeline.pipeline import publish_needed
+
+        return as_of if publish_needed(parse_date(as_of)) else False
 
     @task
     def dbt_build(as_of: str, dag_run=None) -> str:
@@ -96,7 +120,8 @@ def crm_transform():
         except (QualityGateError, StaleBuildError) as exc:  # nothing published; retrying cannot help
             raise AirflowFailException(str(exc)) from exc
 
-    check_and_publish(dbt_build(score_texts(apply_deletion_requests(as_of_day()))))
+    day = needs_publish(score_texts(apply_deletion_requests(wait_for_sources(as_of_day()))))
+    check_and_publish(dbt_build(day))
 
 
 crm_transform()

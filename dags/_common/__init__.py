@@ -70,7 +70,13 @@ DEFAULT_ARGS = {
 
 
 def daily_timetable():
-    """Daily at local midnight; a run's logical date is the start of the day it covers."""
+    """Daily at local midnight; a run's logical date is the start of the day it covers.
+
+    CRM_EXTRACT_SCHEDULE=manual: no schedule, the extracts run only when triggered (by an outside
+    orchestrator, or a test that must not get the run Airflow creates on unpause).
+    """
     from airflow.timetables.interval import CronDataIntervalTimetable
 
+    if os.environ.get("CRM_EXTRACT_SCHEDULE", "daily").strip().lower() == "manual":
+        return None
     return CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE)

@@ -46,6 +46,15 @@ def truth_clusters(truth_dir: Path) -> list[set[str]]:
             if row["forum_user_id"] and (linkable or not row["customer_id"]):
                 accounts.add(f"forum:{row['forum_user_id']}")
             clusters.append(accounts)
+    extra = truth_dir / "extra_accounts.csv"  # accounts of the same people in the real-shaped exports
+    if extra.exists():
+        index = {}
+        with (truth_dir / "people.csv").open(encoding="utf-8") as fh:
+            for i, row in enumerate(csv.DictReader(fh)):
+                index[row["person_id"]] = i
+        with extra.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                clusters[index[row["person_id"]]].add(row["account"])
     return clusters
 
 

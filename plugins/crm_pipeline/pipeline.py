@@ -9,6 +9,7 @@ import os
 from crm_pipeline.config import parse_date, settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_landing, write_pseudonym_key
 from crm_pipeline.load.warehouse import Warehouse, parse_url, writer_lock
+from crm_pipeline.publish_window import record_source_run
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,9 @@ def gate_raw(batches: list[dict], as_of: dt.date, dag_id: str, run_id: str) -> d
         relations = sorted({r.relation for r in validation.results})
         sources = {b["batch_id"]: b.get("source") for b in batches if b.get("batch_id")}
         alerts = _alert_on(wh, validation, as_of, dag_id, run_id, [f"check:{r}:" for r in relations], sources)
-    failed = validation.critical_failures
+        failed = validation.critical_failures
+        # The source had its chance for the day, passed or held (crm_pipeline.publish_window).
+        record_source_run(wh, as_of, dag_id, run_id, "held" if failed else "passed")
     summary = {
         "checks": len(validation.results),
         "failed": sum(not r.success for r in validation.results),
@@ -204,6 +207,29 @@ def gate_raw(batches: list[dict], as_of: dt.date, dag_id: str, run_id: str) -> d
             validation,
         )
     return summary
+
+
+def sources_ready(as_of: dt.date) -> bool:
+    """The transform's sensor: every expected source reported for the day, or the cut-off passed."""
+    from crm_pipeline import publish_window
+
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        ready, why = publish_window.sources_ready(wh, as_of, cfg.timezone)
+    log.info("sources for %s: %s", as_of, why)
+    return ready
+
+
+def publish_needed(as_of: dt.date) -> bool:
+    """False when the marts already hold this day's publish and nothing arrived since (the build is skipped)."""
+    from crm_pipeline import publish_window
+
+    target = parse_url(settings().warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        needed, why = publish_window.needs_publish(wh, as_of)
+    log.warning("publish %s: %s", "needed" if needed else "skipped", why)
+    return needed
 
 
 def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:

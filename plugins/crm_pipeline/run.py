@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             f"landing dir {cfg.landing_dir} is empty: generating a sample community of {args.customers} "
             f"customers (ground truth in {truth})"
         )
-        generate(cfg.landing_dir, truth, customers=args.customers, end_date=days[-1])
+        generate(cfg.landing_dir, truth, customers=args.customers, end_date=days[-1], real_shapes=True)
     ensure_airflow_db()
     logging.getLogger("airflow").setLevel(logging.WARNING)
     dag_ids = [d.strip() for d in args.dags.split(",") if d.strip()]

@@ -6,6 +6,11 @@ databases) and Redis (broker). The extract DAGs and the transform are
 triggered through the CLI for one date; every task must run on the worker
 (the scheduler only queues them), with no state shared through local files,
 and the marts must be published to the PostgreSQL warehouse.
+
+The transform is left to the scheduler, as in production: each extract's
+asset event triggers it. It must publish the day once, after every source
+has reported (not on the first source's half of the day), and a source that
+lands late must publish the day once more (issue 21, item 3).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
@@ -28,7 +34,8 @@ from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 
 pytestmark = pytest.mark.e2e
-END = dt.date(2026, 11, 22)
+# Today: the transform waits for the day's sources until 06:00 tomorrow (a past day's cut-off has passed).
+END = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 EXTRACTS = ["crm_extract_shop", "crm_extract_forum", "crm_extract_chat", "crm_extract_events"]
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
@@ -74,6 +81,10 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         CRM_REPORTS_DIR=str(tmp_path / "reports"),
         CRM_TASK_RETRIES="1",
         CRM_RETRY_DELAY_SECONDS="5",
+        # No run on unpause: only the runs triggered here. The transform waits for all four sources.
+        CRM_EXTRACT_SCHEDULE="manual",
+        CRM_PUBLISH_SOURCES=",".join(EXTRACTS),
+        CRM_PUBLISH_POKE_SECONDS="5",
     )
     return env
 
@@ -103,6 +114,31 @@ def _wait_for_run(env, dag_id: str, run_id: str, timeout: float) -> str:
             return state
         time.sleep(5)
     return state
+
+
+def _runs(env, dag_id: str) -> dict[str, str]:
+    return {r["run_id"]: r["state"] for r in _json_list(_cli(env, "dags", "list-runs", dag_id, "-o", "json"))}
+
+
+def _wait_for_transforms(env, at_least: int, timeout: float, logs) -> dict[str, str]:
+    """Until crm_transform has at least this many runs and none is queued or running."""
+    deadline = time.monotonic() + timeout
+    runs: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        runs = _runs(env, "crm_transform")
+        if len(runs) >= at_least and all(s in ("success", "failed") for s in runs.values()):
+            return runs
+        time.sleep(5)
+    pytest.fail(f"crm_transform runs did not finish: {runs}\n" + (logs / "worker.log").read_text()[-4000:])
+
+
+def _publishes(url: str) -> list[str]:
+    with Warehouse.from_url(url) as wh:
+        rows = wh.fetchall(
+            "select run_id from audit.publishes where as_of_date = %s group by run_id order by min(published_at)",
+            (END,),
+        )
+    return [r[0] for r in rows]
 
 
 def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
@@ -151,47 +187,69 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
                 "the dag-processor did not register the DAGs:\n" + (logs / "dag-processor.log").read_text()[-3000:]
             )
 
-        # Noon, not midnight: the scheduled run for the same day (created on unpause) has its own logical date.
-        logical = f"{END.isoformat()}T12:00:00+08:00"
+        # A logical date just past (a future one is refused): its local day is END.
+        logical = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)).isoformat()
+        assert dt.datetime.fromisoformat(logical).astimezone(ZoneInfo("Asia/Shanghai")).date() == END
         for dag_id in [*EXTRACTS, "crm_transform"]:
             _cli(env, "dags", "unpause", dag_id)
-        runs = {}
-        for dag_id in EXTRACTS:
-            run_id = f"scaleout__{dag_id}"
+
+        def trigger(dag_id: str, run_id: str) -> None:
             _cli(env, "dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", logical)
-            runs[dag_id] = run_id
-        for dag_id, run_id in runs.items():
             state = _wait_for_run(env, dag_id, run_id, timeout=600)
             assert state == "success", f"{dag_id}: {state}\n" + (logs / "worker.log").read_text()[-4000:]
-        transform_run = "scaleout__crm_transform"
-        _cli(
-            env,
-            "dags",
-            "trigger",
-            "crm_transform",
-            "--run-id",
-            transform_run,
-            "--conf",
-            json.dumps({"as_of_date": END.isoformat()}),
+
+        # The shop lands first: its asset event starts the transform, which must wait for the others.
+        trigger(EXTRACTS[0], f"scaleout__{EXTRACTS[0]}")
+        deadline = time.monotonic() + 120
+        while not _runs(env, "crm_transform") and time.monotonic() < deadline:
+            time.sleep(3)
+        time.sleep(15)  # three pokes of wait_for_sources
+        first = _runs(env, "crm_transform")
+        assert len(first) == 1 and set(first.values()) <= {"queued", "running"}, first
+        assert _publishes(pg_url) == []  # no half-day publish
+        for dag_id in EXTRACTS[1:]:
+            trigger(dag_id, f"scaleout__{dag_id}")
+        runs = _wait_for_transforms(env, 2, 900, logs)
+        assert set(runs.values()) == {"success"}, runs
+        # One publish of the day, by the first run; the runs the other sources' events queued published nothing.
+        assert _publishes(pg_url) == [next(iter(first))]
+
+        # A late source: a chat export lands after the publish, and its extract re-publishes the day.
+        with Warehouse.from_url(pg_url) as wh:
+            (group, sender) = wh.fetchone("select min(group_id), min(sender_id) from raw.chat_messages")
+        (tmp_path / "landing" / "chat_messages" / "late.csv").write_text(
+            "msg_id,group_id,sender_id,sent_at,msg_type,content\n"
+            f"LATE1,{group},{sender},{END} 23:00:00,text,晚到的消息\n",
+            encoding="utf-8",
         )
-        state = _wait_for_run(env, "crm_transform", transform_run, timeout=900)
-        assert state == "success", f"crm_transform: {state}\n" + (logs / "worker.log").read_text()[-4000:]
+        trigger("crm_extract_chat", "scaleout__late_chat")
+        runs = _wait_for_transforms(env, len(runs) + 1, 900, logs)
+        assert set(runs.values()) == {"success"}, runs
+        assert len(_publishes(pg_url)) == 2
+        with Warehouse.from_url(pg_url) as wh:
+            assert wh.fetchone("select count(*) from staging.stg_chat__messages where msg_id = 'LATE1'")[0] == 1
 
         # Every task of these runs ran on a Celery worker process (the scheduler only queued it).
         meta = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=metadata_db)
         with meta, meta.cursor() as cur:
             cur.execute(
-                "select count(*), count(distinct hostname), sum(case when state = 'success' then 1 else 0 end) "
-                "from task_instance where run_id like 'scaleout__%%'"
+                "select count(*), count(distinct hostname), "
+                "sum(case when state in ('success', 'skipped') then 1 else 0 end), "
+                "sum(case when state = 'success' then 1 else 0 end) from task_instance "
+                "where run_id like 'scaleout__%%' or dag_id = 'crm_transform'"
             )
-            total, hosts, ok = cur.fetchone()
-            cur.execute("select distinct executor from task_instance where run_id like 'scaleout__%%'")
+            total, hosts, ok, executed = cur.fetchone()
+            cur.execute(
+                "select distinct executor from task_instance "
+                "where run_id like 'scaleout__%%' or dag_id = 'crm_transform'"
+            )
             executors = {r[0] for r in cur.fetchall()}
         meta.close()
         assert total >= 20 and ok == total and hosts >= 1
         assert executors <= {None, "CeleryExecutor"}
         # ...and the worker process is the one that executed them.
-        assert (logs / "worker.log").read_text().count("Executing workload in Celery") >= total
+        # (A skipped task is never executed: the transform runs that had nothing to publish skip their build.)
+        assert (logs / "worker.log").read_text().count("Executing workload in Celery") >= executed
     finally:
         for _, _fh, p in procs:
             with contextlib.suppress(ProcessLookupError):

@@ -4,8 +4,8 @@ A shop database (a SQLite file, MariaDB, or PostgreSQL as the source) is
 extracted every day into warehouse A, the way the pipeline runs. On each day
 a fresh warehouse B extracts the source's state of that day in one shot. Raw
 in A must never lose a row, and its latest live version of every key must be
-B's; on the SQLite source, A's marts must equal B's on the first quiet day,
-the change and the quiet day after it (dbt builds both).
+B's; on the SQLite source, A's marts must equal B's on the change and the
+quiet day after it (dbt builds both).
 
 The days: 1 the first extract; 2-3 quiet; 4 an order updated, an order
 soft-deleted (its `deleted_at` set), an order and its item deleted outright,
@@ -30,9 +30,9 @@ from crm_pipeline.quality.gate import BUILD_SCHEMA, MARTS, content_md5
 pytestmark = pytest.mark.e2e
 DAYS = [dt.date(2026, 11, 2) + dt.timedelta(days=k) for k in range(6)]
 CHANGE = 3  # DAYS[3] is day 4
-# Marts are built and compared on a quiet day, the change and the quiet day after it (dbt builds are
-# this test's cost; the raw comparison runs every day).
-MART_DAYS = {1, CHANGE, CHANGE + 1}
+# Marts are built and compared on the change and the quiet day after it (dbt builds are this test's
+# cost; the raw comparison, which the old loader failed on day 2, runs every day).
+MART_DAYS = {CHANGE, CHANGE + 1}
 
 
 def _types(kind: str) -> dict[str, str]:

@@ -158,6 +158,17 @@ AUDIT_DDL = {
         ("row_count", "int"),
         ("content_md5", "text"),
         ("published_at", "timestamp"),
+        # The dbt project and suites that built it (crm_pipeline.publish_window.project_hash).
+        ("code_hash", "text"),
+    ],
+    # One row per extract run's quality gate: the source had its chance for the day
+    # (crm_pipeline.publish_window: the transform waits for the expected sources).
+    "source_runs": [
+        ("as_of_date", "date"),
+        ("dag_id", "text"),
+        ("run_id", "text"),
+        ("status", "text"),  # passed | held
+        ("finished_at", "timestamp"),
     ],
     "alerts": [
         ("fingerprint", "text"),

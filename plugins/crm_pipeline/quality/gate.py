@@ -207,6 +207,9 @@ def publish(wh: Warehouse, as_of: dt.date | None = None, run_id: str | None = No
     if missing:
         raise RuntimeError(f"not publishing: marts missing from {BUILD_SCHEMA}: {', '.join(missing)}")
     wh.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
+    from crm_pipeline.publish_window import project_hash
+
+    code = project_hash()
     with wh.transaction():
         for mart in built:
             wh.execute(f"drop table if exists {PUBLISH_SCHEMA}.{mart}")
@@ -214,9 +217,9 @@ def publish(wh: Warehouse, as_of: dt.date | None = None, run_id: str | None = No
             if as_of is not None and wh.table_exists("audit", "publishes"):
                 rows, digest = content_md5(wh, f"{PUBLISH_SCHEMA}.{mart}")
                 wh.execute(
-                    "insert into audit.publishes (as_of_date, run_id, mart, row_count, content_md5, published_at) "
-                    "values (%s, %s, %s, %s, %s, %s)",
-                    (as_of, run_id, mart, rows, digest, _now()),
+                    "insert into audit.publishes (as_of_date, run_id, mart, row_count, content_md5, published_at, "
+                    "code_hash) values (%s, %s, %s, %s, %s, %s, %s)",
+                    (as_of, run_id, mart, rows, digest, _now(), code),
                 )
         from crm_pipeline.bi_access import grant_marts
 

@@ -777,12 +777,22 @@ def generate(
     seed: int = 7,
     end_date: dt.date | None = None,
     volume: Volume | None = None,
+    real_shapes: bool = False,
 ) -> dict:
-    """Write the community; rows go to their files as they are made, so memory holds the people, not the rows."""
+    """Write the community; rows go to their files as they are made, so memory holds the people, not the rows.
+
+    `real_shapes` adds what real exports look like (crm_pipeline.sample.real_shapes: WeChat backup and
+    QQ exports with rosters and group places, a few malformed rows per entity); `make run` asks for it.
+    """
     end_date = end_date or dt.datetime.now(TZ).date()
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator(customers, seed, end_date, out, truth, volume)
     gen.run()
+    extras = {}
+    if real_shapes:
+        from crm_pipeline.sample.real_shapes import add_malformed, write_real_shapes
+
+        extras = {"malformed_rows": add_malformed(gen, truth), **write_real_shapes(gen, out, truth)}
     counts = {entity: spool.close() for entity, spool in gen.rows.items()}
     with (truth / "people.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -826,6 +836,7 @@ def generate(
         "rows": counts,
         "volume": dataclasses.asdict(gen.volume),
         "files": {e: {"format": f, "encoding": enc} for e, (f, enc) in FILE_PLAN.items()},
+        "real_shapes": extras,
     }
     (truth / "summary.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return meta
