@@ -193,8 +193,8 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         for dag_id in [*EXTRACTS, "crm_transform"]:
             _cli(env, "dags", "unpause", dag_id)
 
-        def trigger(dag_id: str, run_id: str) -> None:
-            _cli(env, "dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", logical)
+        def trigger(dag_id: str, run_id: str, at: str = logical) -> None:
+            _cli(env, "dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", at)
             state = _wait_for_run(env, dag_id, run_id, timeout=600)
             assert state == "success", f"{dag_id}: {state}\n" + (logs / "worker.log").read_text()[-4000:]
 
@@ -222,7 +222,10 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
             f"LATE1,{group},{sender},{END} 23:00:00,text,晚到的消息\n",
             encoding="utf-8",
         )
-        trigger("crm_extract_chat", "scaleout__late_chat")
+        # A second run of the chat DAG for the same local day needs a logical date of its own.
+        late = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat()
+        assert dt.datetime.fromisoformat(late).astimezone(ZoneInfo("Asia/Shanghai")).date() == END
+        trigger("crm_extract_chat", "scaleout__late_chat", late)
         runs = _wait_for_transforms(env, len(runs) + 1, 900, logs)
         assert set(runs.values()) == {"success"}, runs
         assert len(_publishes(pg_url)) == 2

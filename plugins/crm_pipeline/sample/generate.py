@@ -186,13 +186,20 @@ class Spool:
 
 class Generator:
     def __init__(
-        self, customers: int, seed: int, end_date: dt.date, out: Path, truth: Path, volume: Volume | None = None
+        self,
+        customers: int,
+        seed: int,
+        end_date: dt.date,
+        out: Path,
+        truth: Path,
+        volume: Volume | None = None,
+        history_days: int = 730,
     ):
         self.n = customers
         self.rng = random.Random(seed)
         self.end_date = end_date
         self.end = dt.datetime.combine(end_date, dt.time(23, 59, 59), TZ).astimezone(dt.UTC)
-        self.start = self.end - dt.timedelta(days=730)
+        self.start = self.end - dt.timedelta(days=history_days)
         self.volume = volume or Volume()
         self.people: list[Person] = []
         self.rows = {entity: Spool(out, entity, fmt, enc) for entity, (fmt, enc) in FILE_PLAN.items()}
@@ -782,11 +789,13 @@ def generate(
     """Write the community; rows go to their files as they are made, so memory holds the people, not the rows.
 
     `real_shapes` adds what real exports look like (crm_pipeline.sample.real_shapes: WeChat backup and
-    QQ exports with rosters and group places, a few malformed rows per entity); `make run` asks for it.
+    QQ exports with rosters and group places, a few malformed rows per entity) and three years of
+    history instead of two; `make run` asks for it.
     """
     end_date = end_date or dt.datetime.now(TZ).date()
     out.mkdir(parents=True, exist_ok=True)
-    gen = Generator(customers, seed, end_date, out, truth, volume)
+    # make run's sample (real_shapes) keeps three years of orders and posts, as brands do.
+    gen = Generator(customers, seed, end_date, out, truth, volume, history_days=1100 if real_shapes else 730)
     gen.run()
     extras = {}
     if real_shapes:
