@@ -17,12 +17,11 @@ deleted the batch's rows, then skipped every row as re-read).
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB, SECRET, pg_database
+from conftest import SECRET, pg_database
 from crm_pipeline.load.specs import SHOP_ENTITIES, SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.quality.gate import BUILD_SCHEMA, MARTS, content_md5
@@ -137,26 +136,12 @@ def source_url(request, tmp_path):
         create_source(url, kind)
         yield kind, url
         return
-    if kind == "postgres":
-        with pg_database("crm_shop_src") as url:
-            url = url.replace("postgresql://", "postgresql+psycopg2://")  # SQLAlchemy 2.1 would take psycopg 3
-            create_source(url, kind)
-            yield kind, url
-        return
-    import pymysql
-
-    name = f"crm_shop_{uuid.uuid4().hex[:12]}"
-    admin = pymysql.connect(**MARIADB, autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name} character set utf8mb4")
-    url = f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
-    try:
-        create_source(url, kind)
-        yield kind, url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"drop database if exists {name}")
-        admin.close()
+    if kind == "postgres":  # psycopg2: SQLAlchemy 2.1 would take psycopg 3 for a plain postgresql:// URL
+        url = request.getfixturevalue("pg_url").replace("postgresql://", "postgresql+psycopg2://")
+    else:
+        url = request.getfixturevalue("mariadb_url")
+    create_source(url, kind)
+    yield kind, url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
