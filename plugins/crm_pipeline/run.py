@@ -86,9 +86,13 @@ def run_dags(as_of: dt.date, dag_ids: list[str] = DAG_ORDER, bag=None) -> list[t
     for dag_id in dag_ids:
         # Outside a scheduler nothing enforces crm_transform's max_active_runs=1: parallel
         # runs (a backfill in several shells) take turns building and publishing.
-        serial = transform_lock(parse_url(settings().warehouse_url)) if dag_id == "crm_transform" else nullcontext()
-        with serial:
-            run = bag.get_dag(dag_id).test(logical_date=logical, run_conf={"as_of_date": as_of.isoformat()})
+        try:
+            serial = transform_lock(parse_url(settings().warehouse_url)) if dag_id == "crm_transform" else nullcontext()
+            with serial:
+                run = bag.get_dag(dag_id).test(logical_date=logical, run_conf={"as_of_date": as_of.isoformat()})
+        except Exception as exc:  # e.g. the warehouse is unreachable for the transform's lock: say so, go on
+            outcomes.append((dag_id, f"could not start ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})", []))
+            continue
         tis = run.get_task_instances()
         failed = sorted({ti.task_id for ti in tis if ti.state == "failed"})
         state = str(run.state)

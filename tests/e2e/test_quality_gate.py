@@ -110,7 +110,10 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill
     assert status == ("held",)
     # Each failing expectation was evaluated once: the data failure was not retried.
     assert failed == [("expect_column_max_to_be_between", 1), ("expect_column_values_to_be_between", 1)]
-    firing = [r["body"] for r in receiver.requests]
+    # The one-line chat file is far below the chat batches' size: a warning of its own, for its own source.
+    chat = [r["body"] for r in receiver.requests if r["body"]["relation"] == "raw.chat_messages"]
+    assert [(b["severity"], b["dag_id"]) for b in chat] == [("warning", "crm_extract_chat")]
+    firing = [r["body"] for r in receiver.requests if r["body"]["relation"] != "raw.chat_messages"]
     # Two critical checks (half the file quarantined; an order from the future), and a
     # warning: one loaded row is far below the recent batches' size.
     assert sorted((b["severity"], b["check"]) for b in firing) == [
@@ -129,7 +132,7 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill
     # The same problem in another file the next day: still one open alert per check, no storm.
     (landing / "orders" / "orders_late_export_2.csv").write_text(CORRUPT.replace("X1", "X3"), encoding="utf-8")
     assert run_main(drill_env, END + dt.timedelta(days=1)).returncode != 0
-    assert len(receiver.requests) == 3
+    assert len(receiver.requests) == 4
 
     # Corrected files replace the held batches: the checks pass, the alerts resolve, the orders flow.
     fixed = CORRUPT.replace("-100.00", "100.00").replace("2031-01-01", "2026-11-21")
@@ -137,7 +140,7 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill
     (landing / "orders" / "orders_late_export_2.csv").write_text(fixed.replace("X1", "X3"), encoding="utf-8")
     proc = run_main(drill_env, END + dt.timedelta(days=1))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    resolved = [r["body"] for r in receiver.requests[3:]]
+    resolved = [r["body"] for r in receiver.requests[4:]]
     assert [b["status"] for b in resolved] == ["resolved", "resolved"]  # the critical ones
     with Warehouse.from_url(url) as wh:
         still_open = wh.fetchall(
