@@ -4,7 +4,7 @@
     older stamp can never win over the version already chosen.
 
     A key is touched when a version of it was loaded after the last build
-    (var incremental.loaded_after.<entity>), or when a version loaded earlier
+    (run var incremental.loaded_after.<entity>), or when a version loaded earlier
     becomes visible because its stamp falls between the last build's as-of
     end and this one's. The pipeline (crm_pipeline.transform.incremental)
     passes these bounds, and runs --full-refresh instead whenever raw rows were
@@ -13,7 +13,7 @@
     key counts as touched: slow, and still right. -#}
 
 {% macro incremental_window() -%}
-    {{ return(var('incremental', none)) }}
+    {{ return(run_var('incremental')) }}
 {%- endmacro %}
 
 {#- The raw rows of `entity` to (re)compute: every version of every touched

@@ -1,4 +1,4 @@
-"""The environment dbt runs in: DuckDB's buffer limit."""
+"""The environment dbt runs in: DuckDB's buffer limit, PostgreSQL's work_mem, the run's values."""
 
 from __future__ import annotations
 
@@ -44,3 +44,34 @@ def test_the_work_mem_reaches_the_session_dbt_runs_its_sql_in(pg_url, monkeypatc
         url=pg_url,
     )
     assert re.search(r'"wm":\s*"77MB"', result.output), result.output[-2000:]
+
+
+def test_a_new_day_keeps_the_saved_parse_and_compiles_that_days_sql(monkeypatch, tmp_path):
+    """The as-of day changes every run; dbt re-parses the whole project when --vars changes, so the day
+    travels in CRM_DBT_RUN_VARS. The second day must reuse the first day's parse, and its SQL must be its own:
+    a model that kept the first day's date (a stale parse) would date every mart wrong by a day."""
+    import datetime as dt
+
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    compiled = dbt.artifacts_dir(parse_url(url)) / "target" / "compiled" / "crm_warehouse" / "models"
+    rfm = compiled / "marts" / "crm" / "fct_customer_rfm.sql"
+
+    first = dbt.run_dbt(["compile", "--select", "fct_customer_rfm"], dt.date(2026, 11, 20), url=url)
+    assert "Starting full parse" in first.output
+    assert "cast('2026-11-20' as date) as as_of_date" in rfm.read_text()
+
+    window = {"loaded_after": {}, "prev_as_of_date": "2026-11-20", "prev_as_of_end_utc": "2026-11-20 16:00:00"}
+    second = dbt.run_dbt(
+        ["compile", "--select", "fct_customer_rfm", "int_orders_counted"],
+        dt.date(2026, 11, 21),
+        url=url,
+        extra_vars={"incremental": window},
+    )
+    assert "Unable to do partial parsing" not in second.output and "full parse" not in second.output
+    sql = rfm.read_text()
+    assert "cast('2026-11-21' as date) as as_of_date" in sql and "2026-11-20" not in sql
+    # Midnight in Shanghai is 16:00 UTC the day before: the end of the 21st is the 21st, 16:00 UTC.
+    orders = (compiled / "intermediate" / "customers" / "int_orders_counted.sql").read_text()
+    assert "cast('2026-11-21 16:00:00' as timestamp)" in orders and "2026-11-20" not in orders
