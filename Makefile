@@ -1,4 +1,4 @@
-# The command surface of CONTRACTS.md section 1. `make help` lists it.
+# The command surface. `make help` lists it.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,11 +11,12 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 
-.PHONY: help setup run backfill test lint format bench eval-text lock clean
+.PHONY: help setup run backfill test test-fast lint format bench eval-text lock clean
 help:
 	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
 	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [EVERY=day|week|month]  run the as-of days of a range in order"
+	@echo "make test-fast  unit tests and dbt unit tests: no services, no end-to-end runs"
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB), two processes [PYTEST_WORKERS=0: one]"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
@@ -28,7 +29,9 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: requirements.lock $(VENV)/bin/python
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	@# Bytecode now: with PYTHONDONTWRITEBYTECODE set (it is on CI), every process would compile
+	@# every module it imports again (dbt, Airflow and GX: about 6 s a process).
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	@# The project's own code, importable from the venv without a build step.
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'crm_pipeline.pth').write_text('$(CURDIR)/plugins\n')"
 	touch $@
@@ -45,11 +48,19 @@ backfill: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [EVERY=day|week|month]"; exit 2)
 	$(PY) -m crm_pipeline.run --from $(FROM) --to $(TO) --every $(or $(EVERY),day)
 
-# Two test processes (pytest-xdist), a file each at a time, so a file's module fixtures are built once:
-# most tests spend their time in one-core Python (dbt's parse, Airflow, GX). PYTEST_WORKERS=0: one process.
+# Two test processes (pytest-xdist), each taking one file's tests for one engine at a time, so a module
+# fixture is built once (tests/conftest.py groups them), in collection order: the end-to-end tests first.
+# Most tests spend their time in one-core Python (Airflow, dbt, GX). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# No PostgreSQL, MariaDB, Redis or end-to-end run: what a change to one module needs first. The
+# markers come from the fixtures a test uses (tests/conftest.py), so none can be forgotten.
+FAST_MARKERS := not e2e and not postgres and not mariadb
+test-fast: setup
+	$(PY) -m pytest $(XDIST) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check plugins dags tests

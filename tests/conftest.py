@@ -97,3 +97,29 @@ def crm_env(monkeypatch, tmp_path, warehouse_url):
     from zoneinfo import ZoneInfo
 
     return {"landing": landing, "url": warehouse_url, "tmp": tmp_path, "tz": ZoneInfo("Asia/Shanghai")}
+
+
+SERVICE_FIXTURES = {"pg_url": "postgres", "mariadb_url": "mariadb"}
+ENGINES = ("duckdb", "postgres", "mariadb", "sqlite")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Mark each test with the services it needs, from its fixtures and parameters, so that
+    `-m "not postgres"` leaves out every PostgreSQL run whichever way it reaches the database.
+
+    And group them for `make test`'s processes (`--dist loadgroup`): a file's tests for one engine
+    run in one process, so a module fixture (a reference run) is built once, while the same file's
+    other engine runs beside it. End-to-end tests go first: they are the long ones, and a long one
+    started last leaves the other process idle.
+    """
+    for item in items:
+        needs = {mark for name, mark in SERVICE_FIXTURES.items() if name in item.fixturenames}
+        callspec = getattr(item, "callspec", None)
+        params = [v for v in (callspec.params.values() if callspec else ()) if isinstance(v, str)]
+        needs |= {v for v in params if v in ("postgres", "mariadb")}
+        for mark in sorted(needs):
+            item.add_marker(getattr(pytest.mark, mark))
+        engine = "-".join(v for v in params if v in ENGINES) or "any"
+        item.add_marker(pytest.mark.xdist_group(f"{item.path.name}:{engine}"))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: order within kept

@@ -1,0 +1,42 @@
+"""dbt's unit tests on DuckDB, on an empty warehouse: no services, so `make test-fast` runs them.
+
+dbt needs a unit-tested model's parents to exist (it reads their columns), not to hold rows: the
+project is built with --empty first. tests/e2e/test_pipeline.py runs them again on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import yaml
+
+from conftest import REPO, SECRET
+from crm_pipeline.load.warehouse import parse_url
+from crm_pipeline.transform.dbt import artifacts_dir, run_dbt
+
+
+def defined_unit_tests() -> set[str]:
+    return {
+        t["name"]
+        for path in (REPO / "dbt_project" / "models").rglob("*.yml")
+        for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }
+
+
+def test_every_dbt_unit_test_passes_on_duckdb(monkeypatch, tmp_path):
+    from crm_pipeline.pipeline import prepare_warehouse
+
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", url)
+    monkeypatch.setenv("CRM_KEY_SECRET", SECRET)
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    prepare_warehouse()
+    day = dt.date(2026, 11, 22)
+    run_dbt(["build", "--empty", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"], day)
+    run_dbt(["test", "--select", "test_type:unit"], day)
+    results = json.loads((artifacts_dir(parse_url(url)) / "target" / "run_results.json").read_text())["results"]
+    passed = {r["unique_id"].rsplit(".", 1)[1] for r in results if r["status"] == "pass"}
+    defined = defined_unit_tests()
+    assert len(defined) > 10 and passed == defined, sorted(defined ^ passed)
