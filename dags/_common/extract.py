@@ -10,7 +10,7 @@ from _common import DEFAULT_ARGS, START_DATE, TAGS, daily_timetable
 def extract_dag(
     dag_id: str, doc: str, entities: list[str], asset: Asset, *, sql_source: bool = False, api_source: bool = False
 ):
-    """Build the extract DAG for one source system (entities from CONTRACTS.md section 2)."""
+    """Build the extract DAG for one source system (entities from the input contract, crm_pipeline.load.specs)."""
 
     @dag(
         dag_id=dag_id,

@@ -1,4 +1,4 @@
-"""Settings read from the environment, with the defaults of CONTRACTS.md section 1."""
+"""Settings read from the environment, with their defaults (all listed in .env.example)."""
 
 from __future__ import annotations
 

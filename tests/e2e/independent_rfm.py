@@ -1,7 +1,7 @@
 """RFM recomputed straight from the landing files with the standard library and pandas only.
 
 Deliberately shares no code with crm_pipeline: it is the yardstick the marts
-are checked against (CONTRACTS.md section 3, RFM rules).
+are checked against (the RFM rules of docs/architecture.md).
 """
 
 from __future__ import annotations

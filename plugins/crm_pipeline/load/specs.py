@@ -1,4 +1,4 @@
-"""The input contract (CONTRACTS.md section 2) as data: one small spec per entity."""
+"""The input contract as data: one small spec per entity."""
 
 from __future__ import annotations
 

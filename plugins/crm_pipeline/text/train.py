@@ -3,7 +3,7 @@
     python -m crm_pipeline.text.train --zh ../shared/data/waimai_10k.csv \\
         --en ../shared/data/tweets_GroundTruth.txt ../shared/data/amazonReviewSnippets_GroundTruth.txt
 
-What is trained on, and what is held out (see README, "Negative feedback"):
+What is trained on, and what is held out (see docs/classifier.md):
 - Chinese: waimai_10k minus its test fifth (crc32(text) % 5 == 0).
 - English: all of the tweets, and the Amazon review snippets minus their test
   half (crc32(text) % 2 == 0).

@@ -1,4 +1,4 @@
-"""Parsers for the value formats of CONTRACTS.md section 2 (expected values worked out by hand)."""
+"""Parsers for the input contract's value formats (expected values worked out by hand)."""
 
 import datetime as dt
 from decimal import Decimal

@@ -1,4 +1,4 @@
-{#- The orders RFM counts (CONTRACTS.md section 3): status paid, shipped or
+{#- The orders RFM counts (docs/architecture.md, RFM): status paid, shipped or
     completed, placed on or before the as-of day, net of refunds made on or
     before it. -#}
 with
