@@ -23,13 +23,13 @@ CHANGES = "marts.fct_tier_changes"
 
 
 def ensure_tables(wh: Warehouse) -> None:
-    wh.execute(
-        f"create table if not exists {HISTORY} (customer_key varchar, community_tier varchar, "
-        "valid_from date, valid_to date, is_current boolean)"
-    )
-    wh.execute(
-        f"create table if not exists {CHANGES} (customer_key varchar, change_date date, "
-        "from_tier varchar, to_tier varchar)"
+    wh.create_table(
+        HISTORY,
+        [("customer_key", "text"), ("community_tier", "text"), ("valid_from", "date"), ("valid_to", "date"),
+         ("is_current", "bool")],
+    )  # fmt: skip
+    wh.create_table(
+        CHANGES, [("customer_key", "text"), ("change_date", "date"), ("from_tier", "text"), ("to_tier", "text")]
     )
 
 

@@ -385,7 +385,7 @@ def test_drill_8_hostile_text_is_data_never_code(reference, tmp_path):
 
 def _pii(url: str) -> set[str]:
     """Every phone (as written and as 11 digits), email, unionid and name the sources sent."""
-    from crm_pipeline.privacy import normalise_phone
+    from crm_pipeline.load.suppression import normalise_phone
 
     values = set()
     with Warehouse.from_url(url) as wh:
@@ -435,7 +435,7 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     import json
 
     from crm_pipeline.load.loader import load_landing
-    from crm_pipeline.privacy import ERASED_REASON, normalise_phone
+    from crm_pipeline.load.suppression import ERASED_REASON, normalise_phone
 
     url, env, landing = drill["url"], drill["env"], drill["landing"]
     with (reference["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:

@@ -463,10 +463,10 @@ def _split(spec, out: pa.Table, slow_records, header, extras, suppression) -> Fa
 
 
 def _erased_mask(spec: EntitySpec, out: pa.Table, suppression) -> pa.ChunkedArray:
-    """Rows naming an erased person: the per-record path quarantines them (privacy.Suppression)."""
+    """Rows naming an erased person: the per-record path quarantines them (suppression.Suppression)."""
     import pyarrow.compute as pc
 
-    from crm_pipeline.privacy import SUPPRESSED_BY
+    from crm_pipeline.load.suppression import SUPPRESSED_BY
 
     mask = pa.chunked_array([pa.array([False] * out.num_rows)])
     for _kind, column in SUPPRESSED_BY.get(spec.name, []):

@@ -232,6 +232,19 @@ class Warehouse:
     def type_sql(self, type_name: str) -> str:
         return TYPE_SQL[self.kind][type_name]
 
+    def create_table(self, qualified: str, columns: list[tuple[str, str]]) -> None:
+        """The one way the pipeline makes a table: `columns` are (name, type) with the types of TYPE_SQL.
+        A table that exists gets the columns it lacks (a column added to the contract later)."""
+        schema, table = qualified.split(".")
+        if not self.table_exists(schema, table):
+            cols = ", ".join(f'"{n}" {self.type_sql(t)}' for n, t in columns)
+            self.execute(f"create table if not exists {qualified} ({cols})")
+            return
+        existing = set(self.columns(schema, table))
+        for n, t in columns:
+            if n not in existing:
+                self.execute(f'alter table {qualified} add column "{n}" {self.type_sql(t)}')
+
     # -- bulk ------------------------------------------------------------
     def append_arrow(self, qualified_table: str, table) -> None:
         """Append an Arrow table whose column names match the target's columns."""

@@ -13,8 +13,10 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from crm_pipeline.sources.qq import qq_records
+from crm_pipeline.sources.records import DecodedFile, RawRecord
 
 # A long forum post in a CSV is one field: the csv module's default limit (131,072 characters)
 # would stop the whole file with an error.
@@ -25,22 +27,6 @@ SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json
 # anywhere else (a README beside the drops) is not a batch.
 ENTITY_FORMATS = {"qq": {"chat_messages"}}
 _BAD = "\U0010fffd"  # private-use marker for undecodable bytes; never in real text
-
-
-@dataclass
-class RawRecord:
-    line_no: int | None
-    record: dict | None  # None when the line could not be read at all
-    raw: str  # the record as it was read, for quarantine
-    error: str | None = None
-    deleted: bool = False  # the source marks it deleted: it loads as a tombstone
-
-
-@dataclass
-class DecodedFile:
-    encoding: str
-    lines: list[tuple[int, str]]  # (1-based line number, text) of lines that decoded
-    bad_lines: list[tuple[int, int, bytes]]  # (line number, byte offset of the bad byte, line bytes)
 
 
 def list_files(landing_dir: Path, entity: str) -> list[Path]:
@@ -181,8 +167,6 @@ def read_records(path: Path, data: bytes | None = None) -> tuple[str, list[str] 
         for n, offset, raw in decoded.bad_lines:
             yield RawRecord(n, None, raw.decode("utf-8"), f"invalid {decoded.encoding} bytes at byte offset {offset}")
         if fmt == "qq":
-            from crm_pipeline.sources.qq import qq_records
-
             yield from qq_records(decoded)
         else:
             yield from (_csv_records(decoded) if fmt == "csv" else _jsonl_records(decoded))

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from crm_pipeline.sources.files import DecodedFile, RawRecord
+from crm_pipeline.sources.records import DecodedFile, RawRecord
 
 HEADER = re.compile(
     r"^(?P<date>\d{4}-\d{1,2}-\d{1,2}) (?P<time>\d{1,2}:\d{2}:\d{2}) (?P<nick>.*?)"

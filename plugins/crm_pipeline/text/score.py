@@ -43,13 +43,12 @@ COLUMNS = [
     ("text_hash", "text"),
     ("classifier_version", "text"),
     ("language", "text"),
-    ("sentiment_score", "double"),
+    ("sentiment_score", "float"),
     ("is_negative", "bool"),
     ("category", "text"),
     ("cues", "text"),
     ("scored_at", "timestamp"),
 ]
-_SQL_TYPES = {"text": "varchar", "double": "double precision", "bool": "boolean", "timestamp": "timestamp"}
 # Pending texts read, scored and written at a time (one transaction each).
 SLICE = 200_000
 # Texts per task sent to a scoring process, and how many pending texts make processes worth starting.
@@ -72,8 +71,7 @@ class ScoreRun:
 
 def ensure_table(wh: Warehouse) -> None:
     wh.execute("create schema if not exists scoring")
-    cols = ", ".join(f"{name} {_SQL_TYPES[t]}" for name, t in COLUMNS)
-    wh.execute(f"create table if not exists scoring.text_scores ({cols})")
+    wh.create_table("scoring.text_scores", COLUMNS)
 
 
 # DuckDB's work tables: the pending records and texts, and each distinct text once. A run drops
@@ -251,7 +249,7 @@ def _verdict_table(wh: Warehouse) -> str:
     name = "temp.slice_verdicts" if wh.kind == "duckdb" else "pg_temp.slice_verdicts"
     wh.execute(f"drop table if exists {name}")
     types = dict(COLUMNS)
-    cols = ", ".join(f"{c} {_SQL_TYPES[types[c]]}" for c in VERDICT_COLUMNS)
+    cols = ", ".join(f"{c} {wh.type_sql(types[c])}" for c in VERDICT_COLUMNS)
     wh.execute(f"create temp table {name.split('.')[1]} ({cols})")
     return name
 
