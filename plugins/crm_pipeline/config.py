@@ -12,6 +12,29 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 
+# The pseudonym secret's public values: the demo's default and .env.example's placeholder. Anyone
+# can read them here, and with one the customer_key of any customer id is one line of hashlib.
+DEMO_KEY_SECRET = "dev-only-not-secret"
+PUBLIC_KEY_SECRETS = frozenset({DEMO_KEY_SECRET, "change-me-to-a-long-random-string"})
+
+
+class InsecureSecretError(RuntimeError):
+    """A public pseudonym secret with a warehouse other than the local demo's."""
+
+
+def check_key_secret(secret: str, warehouse_kind: str) -> None:
+    """Refuse a public or empty CRM_KEY_SECRET unless the warehouse is a local DuckDB file (the demo)."""
+    if warehouse_kind == "duckdb" and secret:
+        return
+    if not secret or secret in PUBLIC_KEY_SECRETS:
+        raise InsecureSecretError(
+            f"CRM_KEY_SECRET is {'empty' if not secret else 'a public value (' + repr(secret) + ')'}: with it, "
+            "anyone can turn a customer id into its customer_key. It is accepted only for the local DuckDB demo; "
+            f"for a {warehouse_kind} warehouse set CRM_KEY_SECRET to a long random string, for example "
+            '`python -c "import secrets; print(secrets.token_hex(32))"`.'
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
@@ -36,7 +59,7 @@ def settings() -> Settings:
         timezone=os.environ.get("CRM_TIMEZONE", "Asia/Shanghai"),
         # The pseudonymisation key. The default is for the sample community
         # only; a real deployment sets its own (see .env.example).
-        key_secret=os.environ.get("CRM_KEY_SECRET", "dev-only-not-secret"),
+        key_secret=os.environ.get("CRM_KEY_SECRET", DEMO_KEY_SECRET),
         source_db_url=os.environ.get("CRM_SHOP_DB_URL") or None,
     )
 

@@ -16,7 +16,7 @@ A request lands as a file under `$CRM_LANDING_DIR/deletion_requests/`
    refunds), from `scoring.text_scores`, from quarantine rows that name
    them, and from every published mart, tier history included, by
    `customer_key`. The run then rebuilds staging and marts without them.
-4. Their identifiers are kept only as hashes in `private.erased_identifiers`,
+4. Their identifiers are kept only as hashes (crm_pipeline.load.suppression) in `private.erased_identifiers`,
    keyed with a random salt of their own (`private.erasure_salt`, not
    CRM_KEY_SECRET, so rotating that secret lets nobody back). The loader
    quarantines any later record that carries one (reason `erased on
@@ -33,13 +33,17 @@ import hashlib
 import json
 import logging
 import re
-import unicodedata
 
+from crm_pipeline.load.suppression import ensure_tables as ensure_suppression_tables
+from crm_pipeline.load.suppression import (
+    erasure_salt,
+    identifier_hash,
+    normalise,
+    normalise_phone,
+)
 from crm_pipeline.load.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-ERASED_REASON = "erased on request: this person asked to be deleted (audit.deletions)"
-
 DELETIONS_DDL = [
     ("request_id", "text"),
     ("requested_at", "timestamp"),
@@ -49,52 +53,6 @@ DELETIONS_DDL = [
     ("accounts", "int"),
     ("rows_deleted", "text"),  # JSON: table -> rows
 ]
-# Per raw entity: (identifier kind, column) pairs a suppressed record is recognised by.
-SUPPRESSED_BY = {
-    "customers": [("customer_id", "customer_id"), ("phone", "phone"), ("email", "email"),
-                  ("wechat_unionid", "wechat_unionid"), ("member_id", "member_id")],
-    "orders": [("customer_id", "customer_id"), ("order_id", "order_id")],
-    "order_items": [("order_id", "order_id")],
-    "refunds": [("order_id", "order_id")],
-    "reviews": [("customer_id", "customer_id"), ("order_id", "order_id")],
-    "forum_users": [("forum", "user_id"), ("phone", "phone"), ("email", "email"),
-                    ("wechat_unionid", "wechat_unionid"), ("member_id", "member_id")],
-    "forum_posts": [("forum", "user_id")],
-    "chat_messages": [("chat", "sender_id"), ("wechat_unionid", "sender_unionid")],
-    "chat_members": [("chat", "sender_id"), ("phone", "phone"), ("wechat_unionid", "wechat_unionid"),
-                     ("member_id", "member_id")],
-    "events": [("attendee", "attendee_ref")],
-}  # fmt: skip
-
-
-def normalise_phone(value: str | None) -> str | None:
-    """11 mainland digits, as the dbt macro normalise_phone computes them (full-width folded, +86 dropped)."""
-    if not value:
-        return None
-    digits = "".join(c for c in unicodedata.normalize("NFKC", str(value)) if c.isdigit())
-    if len(digits) == 13 and digits.startswith("861"):
-        return digits[2:]
-    return digits if len(digits) == 11 and digits.startswith("1") else None
-
-
-def normalise(kind: str, value) -> str | None:
-    """An identifier in the form the suppression list stores (so `+86 138…` and `138-…` compare equal)."""
-    if value is None or str(value).strip() == "":
-        return None
-    value = str(value).strip()
-    if kind == "phone":
-        return normalise_phone(value)
-    if kind == "attendee":  # a phone, member id or customer id
-        return normalise_phone(value) or value.upper()
-    if kind == "member_id":
-        return value.upper()
-    if kind == "email":
-        return value.lower()
-    return value
-
-
-def _hash(secret: str, kind: str, value: str) -> str:
-    return hashlib.sha256(f"{secret}:{kind}:{value}".encode()).hexdigest()
 
 
 def _secret(wh: Warehouse) -> str:
@@ -104,49 +62,9 @@ def _secret(wh: Warehouse) -> str:
     return row[0] if row else ""
 
 
-def _salt(wh: Warehouse) -> str:
-    """The key of the erased-identifier hashes: random, made once, kept apart from CRM_KEY_SECRET.
-
-    So rotating the pseudonym secret (which changes every customer_key) does
-    not let an erased person back in.
-    """
-    row = wh.fetchone("select salt from private.erasure_salt") if wh.table_exists("private", "erasure_salt") else None
-    return row[0] if row else ""
-
-
 def ensure_tables(wh: Warehouse) -> None:
-    import secrets
-
-    from crm_pipeline.load.loader import _create_table
-
-    _create_table(wh, "audit.deletions", DELETIONS_DDL)
-    _create_table(wh, "private.erased_identifiers", [("kind", "text"), ("value_hash", "text"), ("request_id", "text")])
-    _create_table(wh, "private.erasure_salt", [("salt", "text")])
-    if not _salt(wh):
-        wh.execute("insert into private.erasure_salt values (%s)", (secrets.token_hex(32),))
-
-
-class Suppression:
-    """The erased identifiers, checked by the loader against every record it loads."""
-
-    def __init__(self, wh: Warehouse):
-        self.hashes: set[str] = set()
-        if wh.table_exists("private", "erased_identifiers"):
-            self.hashes = {h for (h,) in wh.fetchall("select value_hash from private.erased_identifiers")}
-        self.salt = _salt(wh) if self.hashes else ""
-
-    def __bool__(self) -> bool:
-        return bool(self.hashes)
-
-    def erased(self, entity: str, record: dict) -> bool:
-        for kind, column in SUPPRESSED_BY.get(entity, []):
-            value = normalise(kind, record.get(column))
-            if value is None:
-                continue
-            kinds = ("phone", "member_id", "customer_id") if kind == "attendee" else (kind,)
-            if any(_hash(self.salt, k, value) in self.hashes for k in kinds):
-                return True
-        return False
+    wh.create_table("audit.deletions", DELETIONS_DDL)
+    ensure_suppression_tables(wh)
 
 
 def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
@@ -333,7 +251,7 @@ def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
         "select request_id, min(requested_at), max(customer_id), max(phone) from raw.deletion_requests "
         "where request_id not in (select request_id from audit.deletions) group by request_id order by 2, 1"
     )
-    secret, salt, now = _secret(wh), _salt(wh), now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    secret, salt, now = _secret(wh), erasure_salt(wh), now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     done = []
     for request_id, requested_at, customer_id, phone in pending:
         with wh.transaction():
@@ -347,7 +265,7 @@ def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
                     for value in sorted(values):
                         wh.execute(
                             "insert into private.erased_identifiers values (%s, %s, %s)",
-                            (kind, _hash(salt, kind, value), request_id),
+                            (kind, identifier_hash(salt, kind, value), request_id),
                         )
             status = "erased" if problem is None else "ambiguous" if "held by" in problem else "not_found"
             row = {"request_id": request_id, "status": status, "reason": problem, "accounts": len(accounts)}

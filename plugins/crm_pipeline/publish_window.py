@@ -25,11 +25,11 @@ rules prevent that (docs/operations.md says why both):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.config import DBT_PROJECT_DIR, REPO_ROOT
+from crm_pipeline.digest import files_digest, files_under
 from crm_pipeline.load.warehouse import Warehouse
 
 LOOKBACK_DAYS = 14
@@ -78,13 +78,8 @@ def sources_ready(wh: Warehouse, as_of: dt.date, tz: str, now: dt.datetime | Non
 
 def project_hash() -> str:
     """The code that decides the marts' content: the whole dbt project and the quality suites."""
-    h = hashlib.sha256()
     roots = [DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds", "tests")] + [REPO_ROOT / "expectations"]
-    found = sorted(p for r in roots if r.exists() for p in r.rglob("*") if p.is_file())
-    files = [DBT_PROJECT_DIR / "dbt_project.yml", *found]
-    for p in files:
-        h.update(p.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return files_digest(REPO_ROOT, [DBT_PROJECT_DIR / "dbt_project.yml", *files_under(*roots)])
 
 
 def _latest(wh: Warehouse, table: str, column: str):

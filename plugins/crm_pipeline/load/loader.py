@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crm_pipeline.config import check_key_secret
 from crm_pipeline.load.fast import FastBatch, try_fast
 from crm_pipeline.load.normalise import normalise_record
 from crm_pipeline.load.specs import SPECS, EntitySpec, adapter
@@ -216,34 +217,26 @@ def _arrow_type(type_name: str):
     }[type_name]
 
 
-def _create_table(wh: Warehouse, qualified: str, columns: list[tuple[str, str]]) -> None:
-    schema, table = qualified.split(".")
-    if not wh.table_exists(schema, table):
-        cols = ", ".join(f'"{n}" {wh.type_sql(t)}' for n, t in columns)
-        wh.execute(f"create table {qualified} ({cols})")
-        return
-    existing = set(wh.columns(schema, table))
-    for n, t in columns:
-        if n not in existing:  # a column added to the contract later
-            wh.execute(f'alter table {qualified} add column "{n}" {wh.type_sql(t)}')
-
-
 def ensure_tables(wh: Warehouse, entities: Iterable[str] | None = None) -> None:
     # Runs of several DAGs may start at once: on PostgreSQL, check-then-create must not race.
     with wh.session_lock("crm:ddl"):
         ensure_schemas(wh)
         for name, cols in AUDIT_DDL.items():
-            _create_table(wh, f"audit.{name}", cols)
+            wh.create_table(f"audit.{name}", cols)
         for entity in entities or SPECS:
             spec = SPECS[entity]
-            _create_table(wh, f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
+            wh.create_table(f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
 
 
 def write_pseudonym_key(wh: Warehouse, secret: str) -> None:
-    """The secret behind customer_key, kept where dbt can join it and BI cannot read it."""
+    """The secret behind customer_key, kept where dbt can join it and BI cannot read it.
+
+    The only way the secret reaches the marts, so the public ones are refused here (config.check_key_secret).
+    """
+    check_key_secret(secret, wh.kind)
     ensure_schemas(wh)
     with wh.transaction():
-        wh.execute("create table if not exists private.pseudonym_key (secret text)")
+        wh.create_table("private.pseudonym_key", [("secret", "text")])
         wh.execute("delete from private.pseudonym_key")
         wh.execute("insert into private.pseudonym_key values (%s)", (secret,))
 
@@ -261,8 +254,56 @@ def tombstone_hash(content_hash: str) -> str:
     return hashlib.md5(("deleted" + content_hash).encode("utf-8")).hexdigest()
 
 
-def _batch_id(*parts: str) -> str:
+def batch_id_of(*parts: str) -> str:
+    """A batch's id from what identifies it (a file: entity, source, content hash)."""
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def new_batch_id(entity: str, source: str, *parts: str) -> str:
+    """An id no other batch has: an extract or a reconciliation is a new batch every run."""
+    return batch_id_of(entity, source, *parts, dt.datetime.now(dt.UTC).isoformat(), os.urandom(8).hex())
+
+
+# The lineage of a tombstone copied in SQL from the version it ends: its batch, now, no line, a
+# hash distinct from the content's (tombstone_hash), and the flag. Parameters: batch id, load time.
+_TOMBSTONE_COLUMNS = {
+    "_batch_id": "%s",
+    "_loaded_at": "%s",
+    "_line_no": "null",
+    "_row_hash": "md5('deleted' || _row_hash)",
+    "_deleted": "true",
+}
+
+
+def write_tombstones(
+    wh: Warehouse, entity: str, source: str, row_hashes: list[str], run_date: dt.date, note: str
+) -> str | None:
+    """Mark deleted, as one new batch, the versions of `source` with these row hashes (one tombstone per
+    hash, copied from its latest load), with its audit.load_batches row. In the caller's transaction.
+    Returns the batch id, or None when there was nothing to mark."""
+    if not row_hashes:
+        return None
+    spec = SPECS[entity]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    batch_id = new_batch_id(entity, source, "tombstones")
+    fields = [*spec.field_names, *(n for n, _ in LINEAGE)]
+    cols = ", ".join(f'"{c}"' for c in fields)
+    copy = ", ".join(_TOMBSTONE_COLUMNS.get(c, c) for c in fields)
+    for i in range(0, len(row_hashes), 1000):
+        chunk = row_hashes[i : i + 1000]
+        marks = ", ".join(["%s"] * len(chunk))
+        wh.execute(
+            f"insert into raw.{entity} ({cols}) select {copy} from ("
+            f"select *, row_number() over (partition by _row_hash order by _loaded_at desc) as _copy "
+            f"from raw.{entity} where _source = %s and _row_hash in ({marks})) as v where _copy = 1",
+            (batch_id, now, source, *chunk),
+        )
+    wh.execute(
+        "insert into audit.load_batches (batch_id, entity, source, extracted_rows, loaded_rows, "
+        "quarantined_rows, reread_rows, run_date, loaded_at, note) values (%s, %s, %s, %s, %s, 0, 0, %s, %s, %s)",
+        (batch_id, entity, source, len(row_hashes), len(row_hashes), run_date, now, note),
+    )
+    return batch_id
 
 
 @dataclass
@@ -325,7 +366,7 @@ def prepare_batch(
     known, carry, extras_seen = set(spec.field_names), extra_columns_policy(spec.name) == "carry", set()
     if fast is not None:
         extras_seen |= fast.extras
-    from crm_pipeline.privacy import ERASED_REASON, Suppression
+    from crm_pipeline.load.suppression import ERASED_REASON, Suppression
 
     if suppression is None:  # people erased on request stay out, whatever source re-sends them
         suppression = Suppression(wh)
@@ -530,7 +571,7 @@ def load_extract(
         }
         digest = hashlib.sha256("\x1e".join(sorted(r.raw for r in records)).encode("utf-8")).hexdigest()
         # A new id each time: an extract never replaces (and so never deletes) an earlier one's rows.
-        batch_id = _batch_id(entity, source, digest, dt.datetime.now(dt.UTC).isoformat(), os.urandom(8).hex())
+        batch_id = new_batch_id(entity, source, digest)
         return load_batch(
             wh,
             spec,
@@ -588,7 +629,7 @@ def load_file(
     wh: Warehouse, entity: str, path: Path, landing_dir: Path, run_date: dt.date, tz: ZoneInfo, *, force: bool = False
 ) -> BatchResult:
     """Load one landed file as one batch, unless this exact content was loaded before."""
-    from crm_pipeline.privacy import Suppression
+    from crm_pipeline.load.suppression import Suppression
 
     checked = _check_file(wh, entity, path, landing_dir, force=force)
     if isinstance(checked, BatchResult):
@@ -619,7 +660,7 @@ def _check_file(
         source = path.as_posix()
     data = path.read_bytes()  # once: hashed for the batch id, then decoded
     sha = hashlib.sha256(data).hexdigest()
-    batch_id = _batch_id(entity, source, sha)
+    batch_id = batch_id_of(entity, source, sha)
     if not force and wh.fetchone("select 1 from audit.load_batches where batch_id = %s", (batch_id,)):
         return BatchResult(batch_id, entity, source, 0, 0, 0, skipped=True)
     return _LandedFile(entity, path, source, data, sha, batch_id)
@@ -662,7 +703,7 @@ def load_landing(wh: Warehouse, entity: str, landing_dir: Path, run_date: dt.dat
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from crm_pipeline.privacy import Suppression
+    from crm_pipeline.load.suppression import Suppression
 
     ensure_tables(wh, [entity])
     suppression = Suppression(wh)

@@ -38,13 +38,12 @@ import time
 from zoneinfo import ZoneInfo
 
 from crm_pipeline.load.loader import (
-    LINEAGE,
     BatchResult,
-    _batch_id,
     ensure_tables,
     latest_versions_sql,
     load_extract,
     read_watermark,
+    write_tombstones,
 )
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
@@ -253,41 +252,13 @@ def reconcile_keys(
         source_keys = {tuple(str(v) for v in row) for row in rows}
     key_cols = ", ".join(f"cast({k} as {wh.type_sql('text')})" for k in spec.key)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    batch_id = _batch_id(entity, source, "reconciliation", now.isoformat(), os.urandom(8).hex())
     with wh.session_lock(f"crm:extract:{entity}:{source}"):
         latest = wh.fetchall(latest_versions_sql(spec, f"{key_cols}, _row_hash, coalesce(_deleted, false)"), (source,))
         alive = {tuple(r[: len(spec.key)]): r[len(spec.key)] for r in latest if not r[-1]}
         vanished = sorted(h for key, h in alive.items() if key not in source_keys)
-        fields = [n for n in spec.field_names] + [n for n, _ in LINEAGE]
-        cols = ", ".join(f'"{c}"' for c in fields)
         with wh.transaction():
-            for i in range(0, len(vanished), 1000):
-                chunk = vanished[i : i + 1000]
-                marks = ", ".join(["%s"] * len(chunk))
-                # One copy per version hash (the same content may have been loaded twice).
-                copy = [_TOMBSTONE_COLUMNS.get(c, c) for c in fields]
-                wh.execute(
-                    f"insert into raw.{entity} ({cols}) select {', '.join(copy)} from ("
-                    f"select *, row_number() over (partition by _row_hash order by _loaded_at desc) as _copy "
-                    f"from raw.{entity} where _source = %s and _row_hash in ({marks})) as v where _copy = 1",
-                    (batch_id, now, source, *chunk),
-                )
-            if vanished:
-                wh.execute(
-                    "insert into audit.load_batches (batch_id, entity, source, extracted_rows, loaded_rows, "
-                    "quarantined_rows, reread_rows, run_date, loaded_at, note) "
-                    "values (%s, %s, %s, %s, %s, 0, 0, %s, %s, %s)",
-                    (
-                        batch_id,
-                        entity,
-                        source,
-                        len(vanished),
-                        len(vanished),
-                        run_date,
-                        now,
-                        f"key reconciliation: {len(vanished)} key(s) no longer in the source, marked deleted",
-                    ),
-                )
+            note = f"key reconciliation: {len(vanished)} key(s) no longer in the source, marked deleted"
+            batch_id = write_tombstones(wh, entity, source, vanished, run_date, note)
             seconds = round(time.perf_counter() - started, 3)
             figures = {
                 "source_keys": len(source_keys),
@@ -306,24 +277,13 @@ def reconcile_keys(
                         "live_keys": [len(alive)],
                         "tombstoned": [len(vanished)],
                         "seconds": [seconds],
-                        "batch_id": [batch_id if vanished else None],
+                        "batch_id": [batch_id],
                         "reconciled_at": pa.array([now], pa.timestamp("us")),
                     }
                 ),
             )
     log.info("%s: key reconciliation %s", source, figures)
     return figures
-
-
-# The lineage of a tombstone written by SQL: its batch, now, no line, a hash distinct from the
-# content's (loader.tombstone_hash), and the flag. Parameters: batch id, then the load time.
-_TOMBSTONE_COLUMNS = {
-    "_batch_id": "%s",
-    "_loaded_at": "%s",
-    "_line_no": "null",
-    "_row_hash": "md5('deleted' || _row_hash)",
-    "_deleted": "true",
-}
 
 
 def _raw(row: dict) -> str:

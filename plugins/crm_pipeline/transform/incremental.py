@@ -27,11 +27,11 @@ snapshot it saw, and the code hash.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_pipeline.digest import files_digest, files_under
 from crm_pipeline.load.warehouse import Warehouse
 
 # Raw entities read by incremental staging models.
@@ -82,13 +82,10 @@ class Plan:
 def code_hash(project_dir: Path) -> str:
     """Digest of what decides an incremental table's rows: staging and intermediate models, macros, seeds
     (the staff list decides which touchpoints exist) and the project file."""
-    h = hashlib.sha256()
     files = [project_dir / "dbt_project.yml"]
     for sub in ("models/staging", "models/intermediate", "macros", "seeds"):
-        files += sorted(p for p in (project_dir / sub).rglob("*") if p.is_file())
-    for p in files:
-        h.update(p.relative_to(project_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+        files += files_under(project_dir / sub)
+    return files_digest(project_dir, files)
 
 
 def _ts(value) -> dt.datetime | None:
