@@ -1,5 +1,7 @@
-{#- One row per person: where they live (their anchor customer's city), and
-    which channels they are on. -#}
+{#- One row per person: their customer_key, where they live (their anchor
+    customer's city), and which channels they are on. customer_key is
+    computed here and only here: every mart that names a person joins this
+    model for it. -#}
 with
 
 resolved as (
@@ -11,6 +13,12 @@ resolved as (
 customers as (
 
     select * from {{ ref('stg_shop__customers') }}
+
+),
+
+pseudonym_key as (
+
+    select * from {{ source('private', 'pseudonym_key') }}
 
 ),
 
@@ -34,6 +42,7 @@ final as (
     select
         -- ids
         per_person.person_id,
+        {{ keyed_hash('pseudonym_key.secret', 'per_person.person_id') }} as customer_key,
         per_person.anchor_customer_id,
         -- attributes
         customers.province,
@@ -48,6 +57,7 @@ final as (
         customers.registered_at
 
     from per_person
+    cross join pseudonym_key
     left join customers
         on per_person.anchor_customer_id = customers.customer_id
 

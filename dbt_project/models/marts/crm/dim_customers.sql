@@ -23,12 +23,6 @@ tiers as (
 
 ),
 
-pseudonym_key as (
-
-    select * from {{ source('private', 'pseudonym_key') }}
-
-),
-
 lowest_rank as (
 
     select min(tier_rank) as tier_rank from tiers
@@ -48,7 +42,7 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', 'persons.person_id') }} as customer_key,
+        persons.customer_key,
         -- attributes
         persons.province,
         persons.city,
@@ -64,7 +58,6 @@ final as (
         {{ as_of_date() }} as as_of_date
 
     from persons
-    cross join pseudonym_key
     cross join lowest_tier
     left join tiered
         on persons.person_id = tiered.person_id

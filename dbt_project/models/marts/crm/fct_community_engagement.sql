@@ -37,12 +37,6 @@ tiered as (
 
 ),
 
-pseudonym_key as (
-
-    select * from {{ source('private', 'pseudonym_key') }}
-
-),
-
 members as (
 
     select person_id
@@ -140,7 +134,7 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', 'ranked.person_id') }} as customer_key,
+        persons.customer_key,
         -- dates
         {{ as_of_date() }} as as_of_date,
         -- measures
@@ -181,7 +175,8 @@ final as (
         end as onion_layer
 
     from ranked
-    cross join pseudonym_key
+    left join persons
+        on ranked.person_id = persons.person_id
 
 )
 

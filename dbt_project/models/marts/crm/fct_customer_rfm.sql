@@ -6,9 +6,9 @@ tiered as (
 
 ),
 
-pseudonym_key as (
+persons as (
 
-    select * from {{ source('private', 'pseudonym_key') }}
+    select * from {{ ref('int_persons') }}
 
 ),
 
@@ -16,7 +16,7 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', 'tiered.person_id') }} as customer_key,
+        persons.customer_key,
         -- dates
         {{ as_of_date() }} as as_of_date,
         tiered.last_order_date,
@@ -43,7 +43,8 @@ final as (
         tiered.circle_rfm_score
 
     from tiered
-    cross join pseudonym_key
+    left join persons
+        on tiered.person_id = persons.person_id
 
 )
 

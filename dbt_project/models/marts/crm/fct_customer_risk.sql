@@ -25,12 +25,6 @@ persons as (
 
 ),
 
-pseudonym_key as (
-
-    select * from {{ source('private', 'pseudonym_key') }}
-
-),
-
 ordered as (
 
     select
@@ -116,7 +110,7 @@ final as (
 
     select
         -- ids
-        {{ keyed_hash('pseudonym_key.secret', 'last_negative.person_id') }} as customer_key,
+        persons.customer_key,
         -- dates
         {{ as_of_date() }} as as_of_date,
         -- streak
@@ -139,7 +133,6 @@ final as (
         persons.city
 
     from last_negative
-    cross join pseudonym_key
     left join current_streak
         on last_negative.person_id = current_streak.person_id
     left join tiered

@@ -24,9 +24,9 @@ rules as (
 
 ),
 
-pseudonym_key as (
+persons as (
 
-    select * from {{ source('private', 'pseudonym_key') }}
+    select * from {{ ref('int_persons') }}
 
 ),
 
@@ -126,10 +126,7 @@ final as (
         negatives.feedback_source || ':' || negatives.source_record_id as feedback_id,
         negatives.feedback_source as source,
         negatives.source_record_id,
-        case
-            when negatives.person_id is not null
-                then {{ keyed_hash('pseudonym_key.secret', 'negatives.person_id') }}
-        end as customer_key,
+        persons.customer_key,
         negatives.product_id,
         -- attributes
         negatives.category,
@@ -153,7 +150,8 @@ final as (
         {{ as_of_date() }} as as_of_date
 
     from negatives
-    cross join pseudonym_key
+    left join persons
+        on negatives.person_id = persons.person_id
     left join severities
         on
             negatives.feedback_source = severities.feedback_source
