@@ -49,10 +49,10 @@ backfill: setup
 	$(PY) -m crm_pipeline.run --from $(FROM) --to $(TO) --every $(or $(EVERY),day)
 
 # Two test processes (pytest-xdist), each taking one file's tests for one engine at a time, so a module
-# fixture is built once (tests/conftest.py groups them), in collection order: the end-to-end tests first.
+# fixture is built once (tests/conftest.py, work_unit), in collection order: the end-to-end tests first.
 # Most tests spend their time in one-core Python (Airflow, dbt, GX). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 test: setup
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 

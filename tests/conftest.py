@@ -103,23 +103,38 @@ SERVICE_FIXTURES = {"pg_url": "postgres", "mariadb_url": "mariadb"}
 ENGINES = ("duckdb", "postgres", "mariadb", "sqlite")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Mark each test with the services it needs, from its fixtures and parameters, so that
     `-m "not postgres"` leaves out every PostgreSQL run whichever way it reaches the database.
-
-    And group them for `make test`'s processes (`--dist loadgroup`): a file's tests for one engine
-    run in one process, so a module fixture (a reference run) is built once, while the same file's
-    other engine runs beside it. End-to-end tests go first: they are the long ones, and a long one
-    started last leaves the other process idle.
-    """
+    End-to-end tests go first: they are the long ones, and one started last leaves a process idle."""
     for item in items:
         needs = {mark for name, mark in SERVICE_FIXTURES.items() if name in item.fixturenames}
         callspec = getattr(item, "callspec", None)
-        params = [v for v in (callspec.params.values() if callspec else ()) if isinstance(v, str)]
-        needs |= {v for v in params if v in ("postgres", "mariadb")}
+        needs |= {v for v in (callspec.params.values() if callspec else ()) if v in ("postgres", "mariadb")}
         for mark in sorted(needs):
             item.add_marker(getattr(pytest.mark, mark))
-        engine = "-".join(v for v in params if v in ENGINES) or "any"
-        item.add_marker(pytest.mark.xdist_group(f"{item.path.name}:{engine}"))
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: order within kept
+
+
+def work_unit(nodeid: str) -> str:
+    """`make test`'s unit of work: one file's tests for one engine (from the test's parameter id), so
+    a module fixture (a drill's reference run) is built once, while the file's other engine runs
+    in the other process."""
+    path, _, name = nodeid.partition("::")
+    params = name[name.find("[") + 1 : name.rfind("]")].split("-") if "[" in name else []
+    return f"{path}:{'-'.join(p for p in params if p in ENGINES) or 'any'}"
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadscope with work_unit as the scope, handed out in collection order. (pytest-xdist's
+    own loadgroup does not group on pytest 9: it renames a node id attribute pytest no longer has.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileEngineScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return FileEngineScheduling(config, log)
