@@ -64,6 +64,11 @@ def settings() -> Settings:
     )
 
 
+def mart_names() -> list[str]:
+    """The marts BI reads: the dbt models under models/marts, read from the project (the one list)."""
+    return sorted(p.stem for p in (DBT_PROJECT_DIR / "models" / "marts").rglob("*.sql"))
+
+
 def earliest_date() -> dt.date:
     """CRM_EARLIEST_DATE [1970-01-01]: the earliest as-of day a run may have (the DAGs' start_date)."""
     return parse_date(os.environ.get("CRM_EARLIEST_DATE", "1970-01-01"))

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crm_pipeline.config import settings
+from crm_pipeline.config import mart_names, settings
 from crm_pipeline.load.warehouse import Warehouse, parse_url, writer_lock
 
-MARTS = [
-    "dim_customers",
-    "fct_customer_rfm",
-    "fct_community_engagement",
-    "fct_region_circles",
-    "fct_activity_rhythm",
-    "fct_negative_feedback",
-    "fct_customer_risk",
-    "fct_product_feedback_weekly",
-]
+MARTS = mart_names()
 CATEGORIES = ["product_quality", "logistics", "service", "price", "usability", "other"]
 TIERS = ["prospect", "customer", "member", "partner"]
 

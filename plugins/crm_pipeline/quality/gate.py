@@ -18,21 +18,13 @@ import datetime as dt
 import re
 import statistics
 
+from crm_pipeline.config import mart_names
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.quality.checks import Target, Validation, store, validate
 
 BUILD_SCHEMA = "marts_build"
 PUBLISH_SCHEMA = "marts"
-MARTS = [
-    "dim_customers",
-    "fct_customer_rfm",
-    "fct_community_engagement",
-    "fct_region_circles",
-    "fct_activity_rhythm",
-    "fct_negative_feedback",
-    "fct_customer_risk",
-    "fct_product_feedback_weekly",
-]
+MARTS = mart_names()
 _BATCH_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
 
