@@ -25,6 +25,17 @@ MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 SECRET = "test-secret"
 
 
+def defined_unit_tests() -> set[str]:
+    """The names of every dbt unit test in the project's YAML: what a `dbt test --select test_type:unit` must pass."""
+    import yaml
+
+    return {
+        t["name"]
+        for path in (REPO / "dbt_project" / "models").rglob("*.yml")
+        for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB for dag.test()."""

@@ -187,16 +187,11 @@ def test_rerunning_a_day_changes_nothing(crm_env, airflow_db):
     # The run leaves dbt's unit tests out; they pass on this engine, every one of them.
     import json
 
-    import yaml
-
+    from conftest import defined_unit_tests
     from crm_pipeline.load.warehouse import parse_url
     from crm_pipeline.transform.dbt import artifacts_dir, run_dbt
 
-    defined = {
-        t["name"]
-        for path in (REPO / "dbt_project" / "models").rglob("*.yml")
-        for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
-    }
+    defined = defined_unit_tests()
     run_dbt(["test", "--select", "test_type:unit"], END, url=crm_env["url"])
     results = json.loads((artifacts_dir(parse_url(crm_env["url"])) / "target" / "run_results.json").read_text())
     passed = {r["unique_id"].rsplit(".", 1)[1] for r in results["results"] if r["status"] == "pass"}

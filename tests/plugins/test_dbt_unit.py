@@ -9,19 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import yaml
-
-from conftest import REPO, SECRET
+from conftest import SECRET, defined_unit_tests
 from crm_pipeline.load.warehouse import parse_url
 from crm_pipeline.transform.dbt import artifacts_dir, run_dbt
-
-
-def defined_unit_tests() -> set[str]:
-    return {
-        t["name"]
-        for path in (REPO / "dbt_project" / "models").rglob("*.yml")
-        for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
-    }
 
 
 def test_every_dbt_unit_test_passes_on_duckdb(monkeypatch, tmp_path):
