@@ -60,7 +60,7 @@ where {{ not_held() }}
     cast('{{ started }}' as timestamp)
 {%- endmacro %}
 
-{#- int_member_activities_by_account: the posts ('forum') or messages
+{#- int_engagement__activities_by_account: the posts ('forum') or messages
     ('chat') whose activities a build recomputes: those staging recomputed
     in this build, and every reply to one. -#}
 {% macro activities_stale_records(source) -%}

@@ -44,6 +44,15 @@ from crm_pipeline.load.suppression import (
 from crm_pipeline.load.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+# An account's node in the identity graph, as dbt's macro account_node writes it (macros/account_node.sql);
+# tests/plugins/test_phone_rule.py holds the two to the same output.
+ACCOUNT_PREFIXES = {"customer": "1customer:", "forum": "2forum:", "chat": "3chat:"}
+
+
+def account_node(kind: str, account_id: str) -> str:
+    return ACCOUNT_PREFIXES[kind] + account_id
+
+
 DELETIONS_DDL = [
     ("request_id", "text"),
     ("requested_at", "timestamp"),
@@ -209,13 +218,13 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
         _delete(wh, f"staging.{staged}", column, values, counts)
     # The incremental intermediate tables keep rows from build to build (their texts, their activities).
     nodes = sorted(
-        {f"1customer:{c}" for c in customers}
-        | {f"2forum:{u}" for u in ids["forum"]}
-        | {f"3chat:{w}" for w in ids["chat"]}
+        {account_node("customer", c) for c in customers}
+        | {account_node("forum", u) for u in ids["forum"]}
+        | {account_node("chat", w) for w in ids["chat"]}
     )
     _delete(wh, "intermediate.int_feedback__touchpoints", "account_node", nodes, counts)
     for column in ("account_node", "counterpart_node"):
-        _delete(wh, "intermediate.int_member_activities_by_account", column, nodes, counts)
+        _delete(wh, "intermediate.int_engagement__activities_by_account", column, nodes, counts)
     if wh.table_exists("raw", "events"):
         keys = ids["customer_id"] | ids["phone"] | ids["member_id"]
         refs = [

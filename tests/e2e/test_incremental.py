@@ -43,7 +43,7 @@ STAGING = [
     "stg_scoring__text_scores",
     "stg_events__attendance",
 ]
-INTERMEDIATE = ["int_feedback__touchpoints", "int_feedback__catalogue", "int_member_activities_by_account"]
+INTERMEDIATE = ["int_feedback__touchpoints", "int_feedback__catalogue", "int_engagement__activities_by_account"]
 # When a row was built or scored differs between two warehouses built at different times.
 NOT_CONTENT = {"_built_at", "scored_at"}
 NEW_PRODUCT = "极光手表 Z9"
@@ -206,7 +206,7 @@ def _feedback_facts(url: str, landing: Path) -> dict:
                 person_in.format("intermediate.int_identity__resolved"), (f"1customer:{customer}",)
             )[0],
             "xre1_received": wh.fetchone(
-                "select count(*) from intermediate.int_member_activities_unioned "
+                "select count(*) from intermediate.int_engagement__activities_unioned "
                 "where activity_id = 'XRE1' and activity_type = 'reply_received'"
             )[0],
         }

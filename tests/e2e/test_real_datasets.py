@@ -61,7 +61,7 @@ def test_make_run_on_real_datasets_matches_independent_figures(crm_env, airflow_
             )
         )
         activity = wh.fetchall(
-            "select account_node, activity_type, sum(quantity) from intermediate.int_member_activities_by_account "
+            "select account_node, activity_type, sum(quantity) from intermediate.int_engagement__activities_by_account "
             "where activity_type in ('reply_received', 'chat_message') group by 1, 2"
         )
     print("loaded / quarantined:", loads, why)  # for the record (pytest -s)

@@ -64,7 +64,7 @@ def test_a_new_day_keeps_the_saved_parse_and_compiles_that_days_sql(monkeypatch,
 
     window = {"loaded_after": {}, "prev_as_of_date": "2026-11-20", "prev_as_of_end_utc": "2026-11-20 16:00:00"}
     second = dbt.run_dbt(
-        ["compile", "--select", "fct_customer_rfm", "int_orders_counted"],
+        ["compile", "--select", "fct_customer_rfm", "int_customers__orders_counted"],
         dt.date(2026, 11, 21),
         url=url,
         extra_vars={"incremental": window},
@@ -73,5 +73,5 @@ def test_a_new_day_keeps_the_saved_parse_and_compiles_that_days_sql(monkeypatch,
     sql = rfm.read_text()
     assert "cast('2026-11-21' as date) as as_of_date" in sql and "2026-11-20" not in sql
     # Midnight in Shanghai is 16:00 UTC the day before: the end of the 21st is the 21st, 16:00 UTC.
-    orders = (compiled / "intermediate" / "customers" / "int_orders_counted.sql").read_text()
+    orders = (compiled / "intermediate" / "customers" / "int_customers__orders_counted.sql").read_text()
     assert "cast('2026-11-21 16:00:00' as timestamp)" in orders and "2026-11-20" not in orders

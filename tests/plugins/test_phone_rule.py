@@ -1,5 +1,8 @@
-"""The phone rule has two twins, Python (erasure requests, suppression) and SQL (identity links): the same
-cases through both. A person erased by phone must be the person the warehouse linked by that phone."""
+"""Rules with a Python and a SQL twin, run on the same cases.
+
+The phone rule: Python (erasure requests, suppression) and SQL (identity links). A person erased by phone
+must be the person the warehouse linked by that phone. The account node prefixes: an erasure deletes by
+node, so Python must write the node dbt wrote."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import datetime as dt
 import json
 
 from crm_pipeline.load.suppression import normalise_phone
+from crm_pipeline.privacy import ACCOUNT_PREFIXES, account_node
 from crm_pipeline.transform.dbt import run_dbt
 
 # (typed, the 11 digits or None), worked out by hand from the rule: full-width digits fold, every other
@@ -37,6 +41,12 @@ def test_the_dbt_macro_agrees_with_python_on_every_case(monkeypatch, tmp_path):
     rows = " union all ".join(
         f"select {i} as i, {{{{ normalise_phone(\"'{typed}'\") }}}} as digits" for i, (typed, _) in enumerate(CASES)
     )
+    # One dbt process for both rules: the account nodes ride along as more rows.
+    kinds = sorted(ACCOUNT_PREFIXES)
+    rows += "".join(
+        f" union all select {len(CASES) + j} as i, {{{{ account_node('{kind}', \"'x1'\") }}}} as digits"
+        for j, kind in enumerate(kinds)
+    )
     result = run_dbt(
         ["show", "--inline", f"select * from ({rows}) as cases order by i", "--output", "json", "--limit", "100"],
         dt.date(2026, 11, 22),
@@ -44,4 +54,7 @@ def test_the_dbt_macro_agrees_with_python_on_every_case(monkeypatch, tmp_path):
     )
     payload = result.output[result.output.index("{") : result.output.rindex("}") + 1]
     got = [r["digits"] for r in json.loads(payload)["show"]]
-    assert got == [digits for _, digits in CASES]
+    assert got[: len(CASES)] == [digits for _, digits in CASES]
+    # By hand: the digit orders the kinds, customers first (a component's smallest node names its person).
+    assert got[len(CASES) :] == ["3chat:x1", "1customer:x1", "2forum:x1"]
+    assert got[len(CASES) :] == [account_node(kind, "x1") for kind in kinds]

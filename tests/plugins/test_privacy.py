@@ -87,11 +87,11 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             "insert into intermediate.int_feedback__touchpoints values ('V1', '1customer:C1'), ('V2', '1customer:C2')"
         )
         wh.execute(
-            "create table intermediate.int_member_activities_by_account "
+            "create table intermediate.int_engagement__activities_by_account "
             "(source_record_id varchar, account_node varchar, counterpart_node varchar)"
         )
         wh.execute(
-            "insert into intermediate.int_member_activities_by_account values "
+            "insert into intermediate.int_engagement__activities_by_account values "
             "('P1', '1customer:C1', null), ('P2', '2forum:F2', '1customer:C1'), ('P3', '2forum:F2', null)"
         )
         # A scoring run killed outright left its work tables, with C1's review text in them.
@@ -102,9 +102,9 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         assert not wh.table_exists("scoring", "_pending_texts_distinct")
         left = {
             t: sorted(r for (r,) in wh.fetchall(f"select source_record_id from intermediate.{t}"))
-            for t in ("int_feedback__touchpoints", "int_member_activities_by_account")
+            for t in ("int_feedback__touchpoints", "int_engagement__activities_by_account")
         }
-        assert left == {"int_feedback__touchpoints": ["V2"], "int_member_activities_by_account": ["P3"]}
+        assert left == {"int_feedback__touchpoints": ["V2"], "int_engagement__activities_by_account": ["P3"]}
         scores_left = {
             t: sorted(wh.fetchall(f"select * from {t}"))
             for t in ("scoring.text_scores", "staging.stg_scoring__text_scores")
@@ -122,7 +122,7 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
                     "scoring.text_scores": 1,
                     "staging.stg_scoring__text_scores": 1,
                     "intermediate.int_feedback__touchpoints": 1,
-                    "intermediate.int_member_activities_by_account": 2,
+                    "intermediate.int_engagement__activities_by_account": 2,
                 },
             ),
             "R2": ("ambiguous", "the phone is held by 2 shop customers", {}),

@@ -114,7 +114,7 @@ texts as (
     select
         'forum' as feedback_source,
         posts.post_id as source_record_id,
-        '2forum:' || posts.user_id as account_node,
+        {{ account_node('forum', 'posts.user_id') }} as account_node,
         posts.created_at as occurred_at,
         posts.post_text as feedback_text,
         cast(null as integer) as rating,
@@ -127,7 +127,7 @@ texts as (
     select
         'chat' as feedback_source,
         messages.msg_id as source_record_id,
-        '3chat:' || messages.sender_id as account_node,
+        {{ account_node('chat', 'messages.sender_id') }} as account_node,
         messages.sent_at as occurred_at,
         messages.message_text as feedback_text,
         cast(null as integer) as rating,
@@ -140,7 +140,7 @@ texts as (
     select
         'review' as feedback_source,
         reviews.review_id as source_record_id,
-        '1customer:' || reviews.customer_id as account_node,
+        {{ account_node('customer', 'reviews.customer_id') }} as account_node,
         reviews.created_at as occurred_at,
         reviews.review_text as feedback_text,
         cast(reviews.rating as integer) as rating,
@@ -154,7 +154,7 @@ texts as (
     select
         'refund' as feedback_source,
         refunds.refund_id as source_record_id,
-        '1customer:' || orders.customer_id as account_node,
+        {{ account_node('customer', 'orders.customer_id') }} as account_node,
         refunds.refunded_at as occurred_at,
         refunds.refund_reason as feedback_text,
         cast(null as integer) as rating,

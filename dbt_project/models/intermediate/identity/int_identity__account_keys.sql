@@ -33,7 +33,7 @@ chat_members as (
 customer_accounts as (
 
     select
-        '1customer:' || customer_id as account_node,
+        {{ account_node('customer', 'customer_id') }} as account_node,
         customer_id,
         upper(member_id) as member_id,
         wechat_unionid,
@@ -46,7 +46,7 @@ customer_accounts as (
 forum_accounts as (
 
     select
-        '2forum:' || user_id as account_node,
+        {{ account_node('forum', 'user_id') }} as account_node,
         cast(null as varchar) as customer_id,
         upper(member_id) as member_id,
         wechat_unionid,
@@ -59,7 +59,7 @@ forum_accounts as (
 chat_accounts as (
 
     select distinct
-        '3chat:' || sender_id as account_node,
+        {{ account_node('chat', 'sender_id') }} as account_node,
         cast(null as varchar) as customer_id,
         cast(null as varchar) as member_id,
         sender_unionid as wechat_unionid,
@@ -73,7 +73,7 @@ chat_accounts as (
 roster_accounts as (
 
     select distinct
-        '3chat:' || sender_id as account_node,
+        {{ account_node('chat', 'sender_id') }} as account_node,
         cast(null as varchar) as customer_id,
         member_id,
         wechat_unionid,

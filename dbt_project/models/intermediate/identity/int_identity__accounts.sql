@@ -58,7 +58,7 @@ chat_senders as (
 accounts as (
 
     select
-        '1customer:' || customer_id as account_node,
+        {{ account_node('customer', 'customer_id') }} as account_node,
         'customer' as account_type,
         customer_id as account_id,
         cast(null as varchar) as display_name
@@ -67,7 +67,7 @@ accounts as (
     union all
 
     select
-        '2forum:' || user_id as account_node,
+        {{ account_node('forum', 'user_id') }} as account_node,
         'forum' as account_type,
         user_id as account_id,
         username as display_name
@@ -76,7 +76,7 @@ accounts as (
     union all
 
     select
-        '3chat:' || sender_id as account_node,
+        {{ account_node('chat', 'sender_id') }} as account_node,
         'chat' as account_type,
         sender_id as account_id,
         display_name

@@ -14,7 +14,7 @@ final as (
         key_node,
         count(distinct account_node) as customer_accounts
     from account_keys
-    where account_node like '1customer:%'
+    where account_node like ({{ account_prefix('customer') }} || '%')
     group by key_node
     having count(distinct account_node) > 1
 

@@ -7,13 +7,13 @@ with
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 
 tiered as (
 
-    select * from {{ ref('int_customers_tiered') }}
+    select * from {{ ref('int_customers__tiered') }}
 
 ),
 

@@ -7,7 +7,7 @@ with
 
 counted as (
 
-    select * from {{ ref('int_activity_slots') }}
+    select * from {{ ref('int_engagement__activity_slots') }}
 
 ),
 

@@ -1,6 +1,6 @@
 {#- One row per community member (forum or chat account, not staff) as of
     as_of_date: 30- and 90-day windows ending on that local day, forum and
-    chat together; points and level (int_members_points); opinion leaders
+    chat together; points and level (int_engagement__member_points); opinion leaders
     by reach — distinct members (not staff) who replied to or mentioned
     them in 90 days, ranked (ties broken by likes received), the top
     var('opinion_leader_share') of members with at least
@@ -15,25 +15,25 @@ with
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 
 activities as (
 
-    select * from {{ ref('int_member_activities_unioned') }}
+    select * from {{ ref('int_engagement__activities_unioned') }}
 
 ),
 
 points as (
 
-    select * from {{ ref('int_members_points') }}
+    select * from {{ ref('int_engagement__member_points') }}
 
 ),
 
 tiered as (
 
-    select * from {{ ref('int_customers_tiered') }}
+    select * from {{ ref('int_customers__tiered') }}
 
 ),
 

@@ -2,13 +2,13 @@ with
 
 tiered as (
 
-    select * from {{ ref('int_customers_tiered') }}
+    select * from {{ ref('int_customers__tiered') }}
 
 ),
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 

@@ -14,7 +14,7 @@ touchpoints as (
 
 tiered as (
 
-    select * from {{ ref('int_customers_tiered') }}
+    select * from {{ ref('int_customers__tiered') }}
 
 ),
 
@@ -26,7 +26,7 @@ rules as (
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 activities as (
 
-    select * from {{ ref('int_member_activities_unioned') }}
+    select * from {{ ref('int_engagement__activities_unioned') }}
 
 ),
 

@@ -5,7 +5,7 @@
     "@name"s a post or chat text mentions. account_node is who did it or
     received it (for a reply received, the parent's author); counterpart_node
     the replier or the mentioner; a mention names its account only by
-    mentioned_name. int_member_activities_unioned turns accounts into persons
+    mentioned_name. int_engagement__activities_unioned turns accounts into persons
     on every build (identity changes from day to day) and adds events.
 
     Incremental: the rows of every post and message staging recomputed in
@@ -64,7 +64,7 @@ authored as (
         {{ local_date('created_at') }} as activity_date,
         created_at as activity_at,
         1 as quantity,
-        '2forum:' || user_id as account_node,
+        {{ account_node('forum', 'user_id') }} as account_node,
         cast(null as varchar) as counterpart_node,
         cast(null as varchar) as mentioned_name
     from posts
@@ -81,8 +81,8 @@ replies_received as (
         {{ local_date('reply.created_at') }} as activity_date,
         reply.created_at as activity_at,
         1 as quantity,
-        '2forum:' || parent.user_id as account_node,
-        '2forum:' || reply.user_id as counterpart_node,
+        {{ account_node('forum', 'parent.user_id') }} as account_node,
+        {{ account_node('forum', 'reply.user_id') }} as counterpart_node,
         cast(null as varchar) as mentioned_name
     from posts as reply
     inner join all_posts as parent
@@ -100,7 +100,7 @@ likes_received as (
         {{ local_date('created_at') }} as activity_date,
         cast(null as timestamp) as activity_at,
         like_count as quantity,
-        '2forum:' || user_id as account_node,
+        {{ account_node('forum', 'user_id') }} as account_node,
         cast(null as varchar) as counterpart_node,
         cast(null as varchar) as mentioned_name
     from posts
@@ -117,8 +117,8 @@ chat_replies_received as (
         {{ local_date('reply.sent_at') }} as activity_date,
         reply.sent_at as activity_at,
         1 as quantity,
-        '3chat:' || parent.sender_id as account_node,
-        '3chat:' || reply.sender_id as counterpart_node,
+        {{ account_node('chat', 'parent.sender_id') }} as account_node,
+        {{ account_node('chat', 'reply.sender_id') }} as counterpart_node,
         cast(null as varchar) as mentioned_name
     from messages as reply
     inner join all_messages as parent
@@ -136,7 +136,7 @@ chat as (
         {{ local_date('sent_at') }} as activity_date,
         sent_at as activity_at,
         1 as quantity,
-        '3chat:' || sender_id as account_node,
+        {{ account_node('chat', 'sender_id') }} as account_node,
         cast(null as varchar) as counterpart_node,
         cast(null as varchar) as mentioned_name
     from messages
@@ -149,7 +149,7 @@ written as (
     select
         'forum' as activity_source,
         post_id as source_record_id,
-        '2forum:' || user_id as counterpart_node,
+        {{ account_node('forum', 'user_id') }} as counterpart_node,
         created_at as activity_at,
         post_text as body
     from posts
@@ -160,7 +160,7 @@ written as (
     select
         'chat' as activity_source,
         msg_id as source_record_id,
-        '3chat:' || sender_id as counterpart_node,
+        {{ account_node('chat', 'sender_id') }} as counterpart_node,
         sent_at as activity_at,
         message_text as body
     from messages

@@ -9,13 +9,13 @@ with
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 
 scored as (
 
-    select * from {{ ref('int_customers_rfm_scored') }}
+    select * from {{ ref('int_customers__rfm_scored') }}
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 orders as (
 
-    select * from {{ ref('int_orders_counted') }}
+    select * from {{ ref('int_customers__orders_counted') }}
 
 ),
 

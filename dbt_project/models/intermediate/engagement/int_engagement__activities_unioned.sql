@@ -7,7 +7,7 @@
     matched to a person by phone, member id or customer id; a phone several
     customers share names nobody). Replying to or mentioning oneself does
     not count. Forum and chat activities come by account from
-    int_member_activities_by_account (incremental); here they are given
+    int_engagement__activities_by_account (incremental); here they are given
     their persons, on every build, as identity may have changed. -#}
 with
 
@@ -43,7 +43,7 @@ shared_keys as (
 
 by_account as (
 
-    select * from {{ ref('int_member_activities_by_account') }}
+    select * from {{ ref('int_engagement__activities_by_account') }}
 
 ),
 
@@ -79,15 +79,15 @@ named_accounts as (
         display_name
     from (
         select distinct
-            '2forum:' || user_id as account_node,
-            '2forum:' as channel,
+            {{ account_node('forum', 'user_id') }} as account_node,
+            {{ account_prefix('forum') }} as channel,
             username as display_name
         from {{ ref('stg_forum__users') }}
         where username is not null
         union all
         select distinct
-            '3chat:' || sender_id as account_node,
-            '3chat:' as channel,
+            {{ account_node('chat', 'sender_id') }} as account_node,
+            {{ account_prefix('chat') }} as channel,
             sender_name as display_name
         from messages
         where sender_name is not null

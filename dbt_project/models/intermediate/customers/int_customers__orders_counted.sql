@@ -65,7 +65,7 @@ final as (
     left join refunded_per_order
         on counted.order_id = refunded_per_order.order_id
     left join resolved
-        on '1customer:' || counted.customer_id = resolved.account_node
+        on {{ account_node('customer', 'counted.customer_id') }} = resolved.account_node
 
 )
 

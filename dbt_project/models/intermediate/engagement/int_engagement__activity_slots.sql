@@ -5,19 +5,19 @@ with
 
 activities as (
 
-    select * from {{ ref('int_member_activities_unioned') }}
+    select * from {{ ref('int_engagement__activities_unioned') }}
 
 ),
 
 persons as (
 
-    select * from {{ ref('int_persons') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 
 tiered as (
 
-    select * from {{ ref('int_customers_tiered') }}
+    select * from {{ ref('int_customers__tiered') }}
 
 ),
 
