@@ -26,11 +26,9 @@ only a late source re-publishes a day.
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import PokeReturnValue, dag, task
 
-from _common import DEFAULT_ARGS, MARTS, RAW_ASSETS, START_DATE, TAGS
+from _common import DEFAULT_ARGS, MARTS, RAW_ASSETS, SETTINGS, START_DATE, TAGS
 
 
 @dag(
@@ -66,8 +64,7 @@ def crm_transform():
         apply_deletion_requests(parse_date(as_of))
         return as_of
 
-    @task.sensor(poke_interval=int(os.environ.get("CRM_PUBLISH_POKE_SECONDS", "300")), timeout=2 * 86400,
-                 mode="reschedule")  # fmt: skip
+    @task.sensor(poke_interval=SETTINGS.publish_poke_seconds, timeout=2 * 86400, mode="reschedule")
     def wait_for_sources(as_of: str) -> PokeReturnValue:
         """Build once every expected source reported for the day, or at the cut-off (crm_pipeline.publish_window)."""
         from crm_pipeline.config import parse_date

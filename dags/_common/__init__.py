@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 
 import pendulum
 from airflow.sdk import Asset
 
-from crm_pipeline.config import earliest_date
+from crm_pipeline.config import settings
 
-TIMEZONE = os.environ.get("CRM_TIMEZONE", "Asia/Shanghai")
+SETTINGS = settings()  # read when the DAG files are parsed
+TIMEZONE = SETTINGS.timezone
 # The earliest as-of day a run may have: Airflow runs no task for a logical date before a DAG's
 # start_date, so it is far back (brands keep years of history). catchup=False: the scheduler
 # never fills the years between on its own; `make backfill` runs the days asked for.
-START_DATE = pendulum.datetime(*earliest_date().timetuple()[:3], tz=TIMEZONE)
+START_DATE = pendulum.datetime(*SETTINGS.earliest_date.timetuple()[:3], tz=TIMEZONE)
 TAGS = ["crm"]
 
 # One asset per source system's raw tables; the transform DAG waits on them.
@@ -62,8 +62,8 @@ def on_success(context) -> None:
 
 DEFAULT_ARGS = {
     "owner": "crm-data",
-    "retries": int(os.environ.get("CRM_TASK_RETRIES", "2")),
-    "retry_delay": dt.timedelta(seconds=int(os.environ.get("CRM_RETRY_DELAY_SECONDS", "300"))),
+    "retries": SETTINGS.task_retries,
+    "retry_delay": dt.timedelta(seconds=SETTINGS.retry_delay_seconds),
     "on_failure_callback": on_failure,
     "on_success_callback": on_success,
 }
@@ -77,6 +77,6 @@ def daily_timetable():
     """
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    if os.environ.get("CRM_EXTRACT_SCHEDULE", "daily").strip().lower() == "manual":
+    if settings().extract_schedule == "manual":
         return None
     return CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE)

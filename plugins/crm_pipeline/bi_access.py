@@ -11,15 +11,14 @@ read-only (DuckDB's `read_only=True` / `ACCESS_MODE READ_ONLY`) and sees every s
 
 from __future__ import annotations
 
-import os
-
+from crm_pipeline.config import settings
 from crm_pipeline.load.warehouse import Warehouse
 
 PUBLIC_SCHEMA = "marts"
 
 
 def role_name() -> str:
-    name = os.environ.get("CRM_BI_ROLE", "crm_bi_reader")
+    name = settings().bi_role or "crm_bi_reader"
     if not name.replace("_", "").isalnum():
         raise ValueError(f"CRM_BI_ROLE must be letters, digits and underscores, not {name!r}")
     return name
@@ -33,7 +32,7 @@ def ensure_bi_role(wh: Warehouse, role: str | None = None, password: str | None 
     if wh.kind != "postgres":
         return None
     role = role or role_name()
-    password = password if password is not None else os.environ.get("CRM_BI_PASSWORD")
+    password = password if password is not None else settings().bi_password
     r = _ident(role)
     if not wh.fetchone("select count(*) from pg_roles where rolname = %s", (role,))[0]:
         wh.execute(f"create role {r} login nosuperuser nocreatedb nocreaterole noinherit")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 
 from crm_pipeline.config import parse_date, settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_landing, write_pseudonym_key
@@ -49,7 +48,7 @@ def prepare_warehouse() -> str:
 
         ensure_scores_table(wh)
         ensure_privacy_tables(wh)
-        if os.environ.get("CRM_BI_ROLE"):  # roles are cluster-wide: created only when asked for
+        if settings().bi_role:  # roles are cluster-wide: created only when asked for
             from crm_pipeline.bi_access import ensure_bi_role
 
             ensure_bi_role(wh)

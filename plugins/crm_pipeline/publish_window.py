@@ -25,10 +25,9 @@ rules prevent that (docs/operations.md says why both):
 from __future__ import annotations
 
 import datetime as dt
-import os
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.config import DBT_PROJECT_DIR, REPO_ROOT
+from crm_pipeline.config import DBT_PROJECT_DIR, REPO_ROOT, settings
 from crm_pipeline.digest import files_digest, files_under
 from crm_pipeline.load.warehouse import Warehouse
 
@@ -37,8 +36,7 @@ LOOKBACK_DAYS = 14
 
 def cutoff(as_of: dt.date, tz: str) -> dt.datetime:
     """The latest moment (UTC, aware) the build waits for sources of `as_of`: CRM_PUBLISH_CUTOFF the day after."""
-    hh, mm = (int(x) for x in os.environ.get("CRM_PUBLISH_CUTOFF", "06:00").split(":"))
-    local = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(hh, mm), ZoneInfo(tz))
+    local = dt.datetime.combine(as_of + dt.timedelta(days=1), settings().publish_cutoff, ZoneInfo(tz))
     return local.astimezone(dt.UTC)
 
 
@@ -50,7 +48,7 @@ def record_source_run(wh: Warehouse, as_of: dt.date, dag_id: str, run_id: str, s
 
 
 def expected_sources(wh: Warehouse, as_of: dt.date) -> set[str]:
-    configured = {s.strip() for s in os.environ.get("CRM_PUBLISH_SOURCES", "").split(",") if s.strip()}
+    configured = set(settings().publish_sources)
     if configured:
         return configured
     rows = wh.fetchall(
@@ -91,7 +89,7 @@ def _latest(wh: Warehouse, table: str, column: str):
 
 def needs_publish(wh: Warehouse, as_of: dt.date) -> tuple[bool, str]:
     """False when the marts hold this day's last publish and nothing has arrived or changed since."""
-    if os.environ.get("CRM_DBT_FULL_REFRESH", "").strip().lower() in ("1", "true", "yes"):
+    if settings().dbt_full_refresh:
         return True, "CRM_DBT_FULL_REFRESH is set"
     last = wh.fetchone(
         "select as_of_date, published_at, code_hash from audit.publishes order by published_at desc limit 1"

@@ -1,10 +1,16 @@
-"""The pseudonym secret: a public value is refused everywhere but the local DuckDB demo."""
+"""Settings: every CRM_* variable read in one place, with one parser per kind; and the pseudonym secret,
+whose public value is refused everywhere but the local DuckDB demo."""
 
 from __future__ import annotations
 
+import ast
+import re
+
 import pytest
 
-from crm_pipeline.config import DEMO_KEY_SECRET, InsecureSecretError, check_key_secret, settings
+from conftest import REPO
+from crm_pipeline import config
+from crm_pipeline.config import DEMO_KEY_SECRET, InsecureSecretError, SettingError, check_key_secret, settings
 from crm_pipeline.load.loader import write_pseudonym_key
 from crm_pipeline.load.warehouse import Warehouse
 
@@ -35,3 +41,97 @@ def test_the_warehouse_never_gets_a_public_secret(pg_url):
         assert not wh.table_exists("private", "pseudonym_key")
         write_pseudonym_key(wh, "a-real-secret-of-this-brand")
         assert wh.fetchone("select secret from private.pseudonym_key")[0] == "a-real-secret-of-this-brand"
+
+
+def _env_reads(path) -> list[str]:
+    """CRM_* names a module reads from the environment directly: os.environ.get/[...]/getenv, os.getenv."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        arg = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            target = ast.unparse(node.func.value)
+            if (target == "os.environ" and node.func.attr in ("get", "pop")) or (
+                target == "os" and node.func.attr == "getenv"
+            ):
+                arg = node.args[0]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            arg = node.slice if ast.unparse(node.value) == "os.environ" else None
+        if isinstance(arg, ast.Constant) and str(arg.value).startswith("CRM_"):
+            names.append(arg.value)
+        elif isinstance(arg, ast.JoinedStr) and ast.unparse(arg).startswith("f'CRM_"):
+            names.append(ast.unparse(arg))
+    return names
+
+
+def test_no_module_but_config_reads_a_crm_variable():
+    assert _env_reads(REPO / "plugins" / "crm_pipeline" / "config.py")  # the scan sees a read
+    direct = {
+        str(path.relative_to(REPO)): names
+        for path in sorted([*(REPO / "plugins").rglob("*.py"), *(REPO / "dags").rglob("*.py")])
+        if path.name != "config.py" and (names := _env_reads(path))
+    }
+    assert direct == {}
+
+
+class _Recording(dict):
+    """The environment, remembering every name asked for."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key, default=None):
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+def test_every_setting_is_documented_in_env_example(monkeypatch):
+    recording = _Recording({})
+    monkeypatch.setattr(config.os, "environ", recording)
+    settings()
+    asked = {n for n in recording.asked if n.startswith("CRM_")}
+    assert {"CRM_WAREHOUSE_URL", "CRM_ALERT_FEISHU_SECRET", "CRM_PUBLISH_CUTOFF"} <= asked  # the recording works
+    documented = set(re.findall(r"^#?\s*(CRM_[A-Z_]+)=", (REPO / ".env.example").read_text(), re.M))
+    assert sorted(asked - documented) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("TRUE", True), (" yes ", True), ("on", True), ("0", False), ("False", False), ("no", False),
+     ("off", False), ("", None), ("   ", None)],
+)  # fmt: skip
+def test_one_boolean_parser(monkeypatch, raw, expected):
+    monkeypatch.setenv("CRM_LOAD_FAST", raw)
+    # Blank is unset: the variable's own default (fast loading is on by default, full refreshes off).
+    assert config.env_bool("CRM_LOAD_FAST", True) is (True if expected is None else expected)
+    assert config.env_bool("CRM_LOAD_FAST", False) is (False if expected is None else expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("CRM_DBT_FULL_REFRESH", "ja", r"CRM_DBT_FULL_REFRESH='ja' is not a boolean"),
+        ("CRM_LOAD_GROUP_ROWS", "25k", r"CRM_LOAD_GROUP_ROWS='25k' is not a whole number"),
+        ("CRM_LOAD_GROUP_ROWS", "0", r"CRM_LOAD_GROUP_ROWS=0 is below its minimum, 1"),
+        ("CRM_PUBLISH_CUTOFF", "6am", r"CRM_PUBLISH_CUTOFF='6am' is not a local time HH:MM"),
+        ("CRM_EARLIEST_DATE", "2024/01/01", r"CRM_EARLIEST_DATE: not an ISO date"),
+    ],
+)
+def test_a_bad_value_names_its_variable(monkeypatch, name, raw, message):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(SettingError, match=message):
+        settings()
+
+
+def test_secrets_stay_out_of_the_settings_repr(monkeypatch):
+    monkeypatch.setenv("CRM_KEY_SECRET", "s3cret-key")
+    monkeypatch.setenv("CRM_ALERT_FEISHU_SECRET", "s3cret-sign")
+    monkeypatch.setenv("CRM_ALERT_SLACK_WEBHOOK_URL", "https://hooks.example/s3cret-token")
+    monkeypatch.setenv("CRM_SHOP_DB_URL", "postgresql://shop:s3cret-pw@db/shop")
+    cfg = settings()
+    assert cfg.key_secret == "s3cret-key" and cfg.alert_webhooks["feishu"] == (None, "s3cret-sign")
+    assert "s3cret" not in repr(cfg)

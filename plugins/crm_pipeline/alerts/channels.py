@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import smtplib
 import time
 import urllib.parse
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 import requests
+
+from crm_pipeline.config import settings
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10
@@ -170,8 +171,8 @@ def _connection(conn_id: str):
         return None
 
 
-def _url_and_secret(env_url: str, env_secret: str | None, conn_id: str) -> tuple[str | None, str | None]:
-    url, secret = os.environ.get(env_url), os.environ.get(env_secret) if env_secret else None
+def _url_and_secret(channel: str, conn_id: str) -> tuple[str | None, str | None]:
+    url, secret = settings().alert_webhooks[channel]
     if url:
         return url, secret
     conn = _connection(conn_id)
@@ -184,32 +185,32 @@ def _url_and_secret(env_url: str, env_secret: str | None, conn_id: str) -> tuple
 def configured() -> list[Channel]:
     """Every channel the environment (or an Airflow connection) configures."""
     out: list[Channel] = []
-    for env, cls, conn_id in (
-        ("CRM_ALERT_WEBHOOK_URL", WebhookChannel, "crm_alert_webhook"),
-        ("CRM_ALERT_SLACK_WEBHOOK_URL", SlackChannel, "crm_alert_slack"),
-        ("CRM_ALERT_WECOM_WEBHOOK_URL", WeComChannel, "crm_alert_wecom"),
+    cfg = settings()
+    for channel, cls, conn_id in (
+        ("webhook", WebhookChannel, "crm_alert_webhook"),
+        ("slack", SlackChannel, "crm_alert_slack"),
+        ("wecom", WeComChannel, "crm_alert_wecom"),
     ):
-        url, _ = _url_and_secret(env, None, conn_id)
+        url, _ = _url_and_secret(channel, conn_id)
         if url:
             out.append(cls(url))
-    for env, secret_env, cls, conn_id in (
-        ("CRM_ALERT_DINGTALK_WEBHOOK_URL", "CRM_ALERT_DINGTALK_SECRET", DingTalkChannel, "crm_alert_dingtalk"),
-        ("CRM_ALERT_FEISHU_WEBHOOK_URL", "CRM_ALERT_FEISHU_SECRET", FeishuChannel, "crm_alert_feishu"),
+    for channel, cls, conn_id in (
+        ("dingtalk", DingTalkChannel, "crm_alert_dingtalk"),
+        ("feishu", FeishuChannel, "crm_alert_feishu"),
     ):
-        url, secret = _url_and_secret(env, secret_env, conn_id)
+        url, secret = _url_and_secret(channel, conn_id)
         if url:
             out.append(cls(url, secret))
-    host = os.environ.get("CRM_ALERT_SMTP_HOST")
-    if host:
+    if cfg.alert_smtp_host:
         out.append(
             EmailChannel(
-                host,
-                int(os.environ.get("CRM_ALERT_SMTP_PORT", "25")),
-                os.environ.get("CRM_ALERT_EMAIL_FROM", "crm-pipeline@localhost"),
-                [a.strip() for a in os.environ.get("CRM_ALERT_EMAIL_TO", "").split(",") if a.strip()],
-                os.environ.get("CRM_ALERT_SMTP_USER"),
-                os.environ.get("CRM_ALERT_SMTP_PASSWORD"),
-                os.environ.get("CRM_ALERT_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+                cfg.alert_smtp_host,
+                cfg.alert_smtp_port,
+                cfg.alert_email_from,
+                list(cfg.alert_email_to),
+                cfg.alert_smtp_user,
+                cfg.alert_smtp_password,
+                cfg.alert_smtp_starttls,
             )
         )
     else:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from crm_pipeline.config import check_key_secret
+from crm_pipeline.config import check_key_secret, settings
 from crm_pipeline.load.fast import FastBatch, try_fast
 from crm_pipeline.load.normalise import normalise_record
 from crm_pipeline.load.specs import SPECS, EntitySpec, adapter
@@ -50,7 +50,7 @@ EXTRA_POLICIES = ("ignore", "carry")
 def extra_columns_policy(entity: str) -> str:
     """CRM_EXTRA_COLUMNS: `ignore` (default) or `carry`, for all entities or per entity (`carry,orders:ignore`)."""
     policy = "ignore"
-    for part in filter(None, (p.strip() for p in os.environ.get("CRM_EXTRA_COLUMNS", "").split(","))):
+    for part in settings().extra_columns:
         name, _, value = part.rpartition(":")
         if value not in EXTRA_POLICIES:
             raise ValueError(f"CRM_EXTRA_COLUMNS: {part!r} is not one of {', '.join(EXTRA_POLICIES)}")
@@ -608,7 +608,7 @@ def read_watermark(wh: Warehouse, entity: str, source: str) -> str | None:
 
 def fast_loading_enabled() -> bool:
     """CRM_LOAD_FAST=0 sends every record down the per-record path (the reference the fast path is tested against)."""
-    return os.environ.get("CRM_LOAD_FAST", "1").strip().lower() not in ("0", "false", "no", "off")
+    return settings().load_fast
 
 
 def _fast_read(spec: EntitySpec, path: Path, data: bytes, tz: ZoneInfo, suppression) -> FastBatch | None:
@@ -692,7 +692,7 @@ def _prepare_file(wh: Warehouse, f: _LandedFile, run_date: dt.date, tz: ZoneInfo
 
 def _group_rows() -> int:
     """CRM_LOAD_GROUP_ROWS: rows of several files written in one transaction (default 250,000; 1 = file by file)."""
-    return max(1, int(os.environ.get("CRM_LOAD_GROUP_ROWS", "250000")))
+    return settings().load_group_rows
 
 
 def load_landing(wh: Warehouse, entity: str, landing_dir: Path, run_date: dt.date, tz: ZoneInfo) -> list[BatchResult]:

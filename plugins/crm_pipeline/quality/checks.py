@@ -18,12 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crm_pipeline.config import REPO_ROOT
+from crm_pipeline.config import REPO_ROOT, settings
 from crm_pipeline.load.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,7 @@ def suite_files(relation: str) -> dict[str, Path]:
 
 
 def reports_dir(run_date: dt.date) -> Path:
-    base = Path(os.environ.get("CRM_REPORTS_DIR") or REPO_ROOT / "data" / "reports")
-    return base / run_date.isoformat()
+    return settings().reports_dir / run_date.isoformat()
 
 
 def _context(report_dir: Path):

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
+
+from crm_pipeline.config import settings
 
 # WeCom msgtype -> contract msg_type
 WECOM_TYPES = {
@@ -125,7 +126,7 @@ _REVOKE_TEXT = re.compile(r"<replacemsg>\s*(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?\s*</r
 
 def operator_id() -> str:
     """The sender id of the exporting account's own messages (IsSender=1): staff, never a member."""
-    return f"operator:{os.environ.get('CRM_CHAT_OPERATOR_ID', '').strip() or 'self'}"
+    return f"operator:{settings().chat_operator_id}"
 
 
 def is_wechat_backup(record: dict) -> bool:

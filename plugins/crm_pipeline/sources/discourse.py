@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
+from crm_pipeline.config import settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_extract, read_watermark
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.files import RawRecord
@@ -232,9 +232,7 @@ def extract(wh: Warehouse, cfg: ForumApiConfig, run_date: dt.date, tz: ZoneInfo,
 
 def env_config() -> ForumApiConfig | None:
     """CRM_FORUM_API_URL (+ _KEY, _USERNAME) for runs outside Airflow connections."""
-    url = os.environ.get("CRM_FORUM_API_URL")
-    if not url:
+    cfg = settings()
+    if not cfg.forum_api_url:
         return None
-    return ForumApiConfig(
-        url.rstrip("/"), os.environ.get("CRM_FORUM_API_KEY", ""), os.environ.get("CRM_FORUM_API_USERNAME", "system")
-    )
+    return ForumApiConfig(cfg.forum_api_url.rstrip("/"), cfg.forum_api_key, cfg.forum_api_username)

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from zoneinfo import ZoneInfo
 
+from crm_pipeline.config import settings
 from crm_pipeline.load.loader import (
     BatchResult,
     ensure_tables,
@@ -80,17 +80,16 @@ _FALSE = ("", "0", "false", "f", "no", "n")
 
 
 def lookback() -> dt.timedelta:
-    return dt.timedelta(minutes=int(os.environ.get("CRM_SQL_LOOKBACK_MINUTES", "60")))
+    return dt.timedelta(minutes=settings().sql_lookback_minutes)
 
 
 def soft_delete_columns() -> list[str]:
-    value = os.environ.get("CRM_SQL_SOFT_DELETE_COLUMNS", "deleted_at,is_deleted,deleted")
-    return [c.strip().lower() for c in value.split(",") if c.strip()]
+    return [c.lower() for c in settings().sql_soft_delete_columns]
 
 
 def reconcile_days() -> int:
     """CRM_SQL_RECONCILE_DAYS: days between key reconciliations (0: never)."""
-    return max(0, int(os.environ.get("CRM_SQL_RECONCILE_DAYS", "7")))
+    return settings().sql_reconcile_days
 
 
 def source_label(url: str, entity: str) -> str:

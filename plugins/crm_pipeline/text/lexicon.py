@@ -9,12 +9,13 @@ category they point to. A brand edits ``cues.csv`` (or points
 from __future__ import annotations
 
 import csv
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+
+from crm_pipeline.config import settings
 
 HERE = Path(__file__).resolve().parent
 CATEGORIES = ("product_quality", "logistics", "service", "price", "usability", "other")
@@ -88,7 +89,7 @@ class LexiconHit:
 
 class Lexicon:
     def __init__(self, path: Path | None = None, english_valences: bool = True):
-        self.path = Path(path or os.environ.get("CRM_TEXT_CUES") or HERE / "cues.csv")
+        self.path = Path(path or settings().text_cues or HERE / "cues.csv")
         self.cues = self._read(self.path)
         # English words the cue table does not list take VADER's valence (scaled to cue weights).
         self.valences = _vader_valences() if english_valences else {}

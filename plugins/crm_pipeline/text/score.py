@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from crm_pipeline.config import settings
 from crm_pipeline.load.warehouse import Warehouse
 
 # source -> (raw table, id column, text column, extra filter)
@@ -138,7 +139,7 @@ def _slices(wh: Warehouse, pending: _Pending) -> Iterator[list[tuple[str, str, i
 
 def scoring_workers() -> int:
     """CRM_SCORING_WORKERS: processes that score texts (default: one per core; 1 = in this process)."""
-    return max(1, int(os.environ.get("CRM_SCORING_WORKERS") or os.cpu_count() or 1))
+    return settings().scoring_workers or os.cpu_count() or 1
 
 
 _WORKER = None  # the classifier of a scoring process

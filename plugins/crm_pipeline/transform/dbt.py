@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_pipeline.config import DBT_PROJECT_DIR, REPO_ROOT, as_of_bounds_utc, settings
+from crm_pipeline.config import DBT_PROJECT_DIR, as_of_bounds_utc, settings
 from crm_pipeline.load.warehouse import WarehouseTarget, parse_url, writer_lock
 
 
@@ -42,7 +42,7 @@ def ram_bytes() -> int:
 
 def duckdb_memory_limit() -> str:
     """CRM_DUCKDB_MEMORY_LIMIT when set, else the smaller of 80% of RAM and DUCKDB_MEMORY_CAP_BYTES."""
-    explicit = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "").strip()
+    explicit = settings().duckdb_memory_limit
     if explicit:
         return explicit
     return f"{min(int(0.8 * ram_bytes()), DUCKDB_MEMORY_CAP_BYTES) // 2**20}MiB"
@@ -74,7 +74,7 @@ def dbt_env(target: WarehouseTarget) -> dict[str, str]:
             PGTZ="UTC",
             # libpq's session options (the profile passes none of its own): dbt's sessions only.
             PGOPTIONS=" ".join(
-                filter(None, [env.get("PGOPTIONS"), f"-c work_mem={os.environ.get('CRM_PG_WORK_MEM') or PG_WORK_MEM}"])
+                filter(None, [env.get("PGOPTIONS"), f"-c work_mem={settings().pg_work_mem or PG_WORK_MEM}"])
             ),
         )
     return env
@@ -82,7 +82,7 @@ def dbt_env(target: WarehouseTarget) -> dict[str, str]:
 
 def artifacts_dir(target: WarehouseTarget) -> Path:
     """Per-warehouse dbt target/log dirs, so two warehouses never share compiled state."""
-    base = Path(os.environ.get("CRM_DBT_ARTIFACTS_DIR", REPO_ROOT / "data" / "dbt"))
+    base = settings().dbt_artifacts_dir
     name = target.path.stem if target.kind == "duckdb" else f"pg_{target.database}"
     # Two warehouses with the same file name (or database name on two hosts) must not share compiled state.
     return base / f"{name}-{hashlib.sha1(target.label.encode()).hexdigest()[:8]}"

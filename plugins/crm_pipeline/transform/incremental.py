@@ -27,10 +27,10 @@ snapshot it saw, and the code hash.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_pipeline.config import settings
 from crm_pipeline.digest import files_digest, files_under
 from crm_pipeline.load.warehouse import Warehouse
 
@@ -128,7 +128,7 @@ def plan(wh: Warehouse, as_of: dt.date, as_of_end_utc: dt.datetime, project_dir:
     def full(reason: str) -> Plan:
         return Plan(as_of, as_of_end_utc, True, reason, digest, snap)
 
-    if os.environ.get("CRM_DBT_FULL_REFRESH", "").strip().lower() in ("1", "true", "yes"):
+    if settings().dbt_full_refresh:
         return full("CRM_DBT_FULL_REFRESH is set")
     if not state:
         return full("no previous build recorded")
