@@ -27,11 +27,11 @@ setup: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.lock $(VENV)/bin/python
+$(VENV)/.installed: requirements-dev.lock $(VENV)/bin/python
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@# Bytecode now: with PYTHONDONTWRITEBYTECODE set (it is on CI), every process would compile
 	@# every module it imports again (dbt, Airflow and GX: about 6 s a process).
-	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements-dev.lock
 	@# The project's own code, importable from the venv without a build step.
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'crm_pipeline.pth').write_text('$(CURDIR)/plugins\n')"
 	touch $@
@@ -74,7 +74,8 @@ format: setup
 bench: setup
 	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S) $(if $(PG),--postgres $(PG)) $(if $(SKIP_BASELINE),--skip-baseline)
 
-# Re-resolve the pinned stack from requirements.in (needs the package index).
+# Re-resolve the pinned stack (needs the package index): the tools' lock first, then the runtime lock
+# constrained by it, so the Airflow image (requirements.lock) and the dev venv pin the same versions.
 # The classifier's evaluation on the held-out parts of the corpora it was
 # trained from, SnowNLP and VADER side by side, then on the sample's labels.
 TEXT_DATA ?= ../shared/data
@@ -85,7 +86,8 @@ eval-text: setup
 
 lock: $(VENV)/bin/python
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile requirements.in -c requirements-dev.lock --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf data airflow_home dbt_project/target dbt_project/logs

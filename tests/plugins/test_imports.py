@@ -81,3 +81,66 @@ def test_the_package_has_no_import_cycle():
     graph = module_graph(PACKAGE)
     assert len(graph) > 30 and "crm_pipeline.load.loader" in graph
     assert cycles(graph) == []
+
+
+# What the worker image does not need (issue 27): the benchmark, the sample generator, the classifier's
+# training and evaluation, and `make run` with its summary. Everything else in the package is runtime.
+TOOLING = (
+    "crm_pipeline.bench",
+    "crm_pipeline.bench_baseline",
+    "crm_pipeline.identity_eval",
+    "crm_pipeline.run",
+    "crm_pipeline.sample",
+    "crm_pipeline.summary",
+    "crm_pipeline.text.corpora",
+    "crm_pipeline.text.evaluate",
+    "crm_pipeline.text.train",
+)
+
+
+def _is_tooling(module: str) -> bool:
+    return any(module == t or module.startswith(t + ".") for t in TOOLING)
+
+
+def _pins(lock: str) -> dict[str, str]:
+    lines = (REPO / lock).read_text(encoding="utf-8").splitlines()
+    return dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith(("#", " ")))
+
+
+def test_the_runtime_lock_pins_the_dev_locks_versions_without_the_tools():
+    runtime, dev = _pins("requirements.lock"), _pins("requirements-dev.lock")
+    assert {"apache-airflow", "dbt-core", "great-expectations", "vadersentiment"} <= set(runtime)
+    assert {p: v for p, v in runtime.items() if dev.get(p) != v} == {}
+    assert {"pytest", "ruff", "sqlfluff", "snownlp"} <= set(dev) - set(runtime)
+
+
+def test_runtime_modules_reach_no_tooling_module_and_no_dev_package():
+    graph = module_graph(PACKAGE)
+    assert "crm_pipeline.pipeline" in graph and "crm_pipeline.bench" in graph
+    runtime = sorted(m for m in graph if not _is_tooling(m))
+    # Transitively, counting imports inside functions (a task imports its module when it runs).
+    reached: dict[str, str] = {}
+    for start in runtime:
+        todo, seen = [start], {start}
+        while todo:
+            for dep in graph[todo.pop()] - seen:
+                seen.add(dep)
+                todo.append(dep)
+                if _is_tooling(dep):
+                    reached.setdefault(dep, start)
+    assert reached == {}, f"tooling module <- runtime module that reaches it: {reached}"
+    dev_only = {p.replace("-", "_") for p in set(_pins("requirements-dev.lock")) - set(_pins("requirements.lock"))}
+    dev_only |= {"xdist", "_pytest"}
+    assert {"pytest", "snownlp"} <= dev_only
+    found = {}
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "dags").rglob("*.py")]:
+        rel = path.relative_to(REPO).with_suffix("").parts
+        module = ".".join(rel[1:]) if rel[0] == "plugins" else ".".join(rel)
+        if _is_tooling(module.removesuffix(".__init__")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            found |= {f"{module}: {n}" for n in names if n.split(".")[0].lower() in dev_only}
+    assert sorted(found) == []

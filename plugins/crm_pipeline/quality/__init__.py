@@ -1,1 +1,1 @@
-"""Placeholder package; filled by later issues."""
+"""Data-quality checks: Great Expectations suites on raw batches and marts, the gate and the publish."""

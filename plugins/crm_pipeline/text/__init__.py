@@ -1,1 +1,1 @@
-"""Placeholder package; filled by later issues."""
+"""Text: the negative-feedback classifier (cues, features, models), scoring, its training and evaluation."""
