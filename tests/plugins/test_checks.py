@@ -52,3 +52,32 @@ def test_every_suite_run_gets_its_page_in_one_report(tmp_path, monkeypatch):
     index = (site / "index.html").read_text(encoding="utf-8")
     for page in pages:
         assert str(page.relative_to(site)) in index
+
+
+def _specs(prefix: str) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in checks.EXPECTATIONS_DIR.glob(f"{prefix}*.json")}
+
+
+def test_mart_suites_check_only_what_dbt_does_not():
+    """One job per layer: dbt's data tests hold the marts' contracts (keys, values, ranges); GX looks for
+    PII-looking values (critical) and row-count drift (warning), and every mart has its count watched."""
+    specs = _specs("marts.")
+    kinds = {name: {e["type"] for e in spec["expectations"]} for name, spec in specs.items()}
+    assert {n: k for n, k in kinds.items() if n.endswith(".critical.json")} == {
+        n: {"expect_column_values_to_not_match_regex_list"} for n in kinds if n.endswith(".critical.json")
+    }
+    assert {n: k for n, k in kinds.items() if n.endswith(".warning.json")} == {
+        n: {"expect_table_row_count_to_be_between"} for n in kinds if n.endswith(".warning.json")
+    }
+    from crm_pipeline.config import mart_names
+
+    assert sorted(n.removesuffix(".warning.json").removeprefix("marts.") for n in kinds if "warning" in n) == sorted(
+        mart_names()
+    )
+    assert len([n for n in kinds if n.endswith(".critical.json")]) >= 5
+
+
+def test_a_validation_reads_only_the_columns_its_suites_name():
+    # By hand from expectations/marts.fct_negative_feedback.*: PII patterns on three text columns, a row count.
+    assert checks.suite_columns("marts.fct_negative_feedback") == ["cues", "severity_rules", "product_id"]
+    assert checks.suite_columns("marts.fct_activity_rhythm") == []  # a row count reads no column

@@ -69,6 +69,18 @@ def suite_files(relation: str) -> dict[str, Path]:
     return {s: p for s in SEVERITIES if (p := EXPECTATIONS_DIR / f"{relation}.{s}.json").exists()}
 
 
+def suite_columns(relation: str) -> list[str]:
+    """The columns a relation's suites name, in order: all a validation of it needs to read."""
+    names: list[str] = []
+    for path in suite_files(relation).values():
+        for e in json.loads(path.read_text(encoding="utf-8"))["expectations"]:
+            kwargs = e.get("kwargs", {})
+            for name in [kwargs.get("column"), *kwargs.get("column_list", [])]:
+                if name and name not in names:
+                    names.append(name)
+    return names
+
+
 def reports_dir(run_date: dt.date) -> Path:
     return settings().reports_dir / run_date.isoformat()
 

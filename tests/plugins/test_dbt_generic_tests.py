@@ -1,0 +1,41 @@
+"""The project's own generic dbt test, `in_range` (tests/generic/in_range.sql), on values worked out by hand.
+
+A mart's ranges (scores 1-5, rates 0-1, counts >= 0) are dbt's contract; a test that let a value through
+would publish it. Run through the macro dbt compiles each data test from, in one `dbt show`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from crm_pipeline.transform.dbt import run_dbt
+
+VALUES = "(select * from (values (-1.5), (0), (0.5), (1), (7), (null)) as v(x))"
+# (bounds, the values outside them): nulls always pass, bounds are inclusive, an absent bound is open.
+CASES = [
+    ({"min_value": 0, "max_value": 1}, [-1.5, 7.0]),
+    ({"min_value": -1, "max_value": 1}, [-1.5, 7.0]),
+    ({"min_value": 1}, [-1.5, 0.0, 0.5]),
+    ({"max_value": 0}, [0.5, 1.0, 7.0]),
+    ({"min_value": -2, "max_value": 7}, []),
+]
+
+
+def test_in_range_fails_exactly_the_rows_outside_its_bounds(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    parts = []
+    for i, (bounds, _) in enumerate(CASES):
+        args = ", ".join(f"{k}={v}" for k, v in bounds.items())
+        parts.append(
+            f"select {i} as i, cast(out_of_range as double) as x from "
+            f"({{{{ test_in_range(model=\"{VALUES}\", column_name='x', {args}) }}}}) as t{i}"
+        )
+    sql = f"select * from ({' union all '.join(parts)}) as cases order by i, x"
+    result = run_dbt(
+        ["show", "--inline", sql, "--output", "json", "--limit", "100"],
+        dt.date(2026, 11, 22),
+        url=f"duckdb:///{tmp_path}/w.duckdb",
+    )
+    rows = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
+    got = {i: [r["x"] for r in rows if r["i"] == i] for i in range(len(CASES))}
+    assert got == {i: outside for i, (_, outside) in enumerate(CASES)}
