@@ -30,3 +30,25 @@ def test_every_dbt_unit_test_passes_on_duckdb(monkeypatch, tmp_path):
     passed = {r["unique_id"].rsplit(".", 1)[1] for r in results if r["status"] == "pass"}
     defined = defined_unit_tests()
     assert len(defined) > 10 and passed == defined, sorted(defined ^ passed)
+    _every_mart_column_is_described(url)
+
+
+def _every_mart_column_is_described(url: str) -> None:
+    """Mart and column definitions live in dbt's YAML (dbt docs and BI read them): every column the
+    marts have, as built, is there with a description, and nothing described is missing from the mart."""
+    import yaml
+
+    from crm_pipeline.config import DBT_PROJECT_DIR, mart_names
+    from crm_pipeline.load.warehouse import Warehouse
+
+    described: dict[str, dict[str, str]] = {}
+    for path in (DBT_PROJECT_DIR / "models" / "marts").rglob("*.yml"):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []):
+            assert (model.get("description") or "").strip(), f"{model['name']} has no description"
+            described[model["name"]] = {c["name"]: (c.get("description") or "").strip() for c in model["columns"]}
+    with Warehouse.from_url(url) as wh:
+        built = {m: wh.columns("marts_build", m) for m in mart_names()}
+    assert sorted(described) == sorted(built)
+    for mart, columns in built.items():
+        assert sorted(described[mart]) == sorted(columns), mart
+        assert [c for c, text in described[mart].items() if not text] == [], mart
