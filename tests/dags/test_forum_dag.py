@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crm_pipeline.load.warehouse import Warehouse
-from e2e.test_pipeline import pipeline_env, run_main
+from e2e.helpers import pipeline_env, run_main
 from forum_api_server import ScriptedApi
 
 POSTS, USERS = "/posts.json", "/admin/users/list/active.json"

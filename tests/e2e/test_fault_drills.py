@@ -23,8 +23,7 @@ from conftest import REPO, pg_database
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.test_pipeline import pipeline_env, run_main
-from e2e.test_quality_gate import checksums
+from e2e.helpers import checksums, pipeline_env, run_main
 
 pytestmark = pytest.mark.e2e
 SH = ZoneInfo("Asia/Shanghai")
@@ -171,11 +170,11 @@ def test_drill_1_a_load_killed_after_its_first_commit_reruns_to_a_clean_result(r
 @pytest.mark.mariadb
 @pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
 def test_drill_1_a_killed_sql_extract_does_not_move_the_watermark(mariadb_url, warehouse_url):
-    from plugins.sources.test_sql_source import DDL, _exec, _insert
+    from plugins.sources.sql_orders import DDL, execute, insert_order
 
-    _exec(mariadb_url, DDL)
+    execute(mariadb_url, DDL)
     for i, hour in enumerate((10, 11, 12), start=1):
-        _insert(mariadb_url, f"o{i}", "paid", 10 * i, f"2026-11-01 {hour}:00:00")
+        insert_order(mariadb_url, f"o{i}", "paid", 10 * i, f"2026-11-01 {hour}:00:00")
     extract = (
         "import datetime as dt, sys, zoneinfo; import drill_driver; drill_driver._patch_appends(); "
         "from crm_pipeline.load.warehouse import Warehouse; from crm_pipeline.sources.sql import extract_entity; "
@@ -198,8 +197,8 @@ def test_drill_1_a_killed_sql_extract_does_not_move_the_watermark(mariadb_url, w
     first = state()
     assert first == ("2026-11-01T12:00:00", [("o1", "paid"), ("o2", "paid"), ("o3", "paid")])
 
-    _insert(mariadb_url, "o4", "paid", 40, "2026-11-01 14:00:00")
-    _insert(mariadb_url, "o1", "shipped", 10, "2026-11-01 15:00:00")
+    insert_order(mariadb_url, "o4", "paid", 40, "2026-11-01 14:00:00")
+    insert_order(mariadb_url, "o1", "shipped", 10, "2026-11-01 15:00:00")
     killed = run(CRM_DRILL_KILL_AT_APPEND="1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert state() == first  # rows and watermark as before the killed extract

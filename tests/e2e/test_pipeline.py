@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from conftest import REPO, SECRET
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
+from e2e.helpers import pipeline_env, run_main
 from e2e.independent_rfm import compute
 
 pytestmark = pytest.mark.e2e
@@ -21,34 +18,6 @@ END = dt.date(2026, 11, 22)
 # Years of history (issue 21): the DAGs' start_date once made a run this old do nothing and succeed.
 HISTORY_END = dt.date(1998, 7, 15)
 AS_OF = dt.date(1998, 6, 30)  # two weeks before the data ends: later rows must not count
-
-
-def run_main(env: dict, as_of: dt.date | None, extra: list[str] = ()) -> subprocess.CompletedProcess:
-    """`make run`'s entry point in a fresh process (Airflow reads its settings at import)."""
-    return subprocess.run(
-        [sys.executable, "-m", "crm_pipeline.run", "--date", (as_of or END).isoformat(), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
-
-
-def pipeline_env(crm_env, airflow_db: Path) -> dict:
-    """The pipeline's environment; ground truth goes to tmp/truth, beside the landing dir's parent, unread."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(
-        CRM_LANDING_DIR=str(crm_env["landing"]),
-        CRM_WAREHOUSE_URL=crm_env["url"],
-        CRM_KEY_SECRET=SECRET,
-        CRM_DBT_ARTIFACTS_DIR=str(crm_env["tmp"] / "dbt"),
-        CRM_REPORTS_DIR=str(crm_env["tmp"] / "reports"),
-        CRM_TIMEZONE="Asia/Shanghai",
-        AIRFLOW_HOME=str(airflow_db),
-        PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
-    )
-    return env
 
 
 def mart_rows(url: str, table: str, order_by: str) -> list[tuple]:

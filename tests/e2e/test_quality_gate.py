@@ -11,16 +11,14 @@ value reaching a mart: nothing is published.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 
 import pytest
 
 from alert_receivers import HttpReceiver
 from crm_pipeline.load.warehouse import Warehouse
-from crm_pipeline.quality.gate import MARTS
 from crm_pipeline.sample.generate import generate
-from e2e.test_pipeline import pipeline_env, run_main
+from e2e.helpers import checksums, pipeline_env, run_main
 
 pytestmark = pytest.mark.e2e
 END = dt.date(2026, 11, 22)
@@ -29,17 +27,6 @@ CORRUPT = (
     "X1,C000001,2026-11-20 10:00:00,paid,-100.00\n"  # a negative amount: quarantined by the loader
     "X2,C000002,2031-01-01 10:00:00,paid,50.00\n"  # five years in the future
 )
-
-
-def checksums(url: str) -> dict[str, str]:
-    out = {}
-    with Warehouse.from_url(url) as wh:
-        for mart in MARTS:
-            rows = sorted(
-                json.dumps(r, default=str, ensure_ascii=False) for r in wh.fetchall(f"select * from marts.{mart}")
-            )
-            out[mart] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    return out
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import pytest
 from conftest import REPO, SECRET
 from crm_pipeline.load.warehouse import Warehouse
 from e2e import real_data
+from e2e.helpers import pipeline_env, run_main
 from e2e.independent_rfm import compute
-from e2e.test_pipeline import pipeline_env, run_main
 
 pytestmark = [
     pytest.mark.e2e,

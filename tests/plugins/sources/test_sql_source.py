@@ -6,44 +6,14 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sources.sql import extract_entity
+from plugins.sources.sql_orders import DDL, execute, insert_order
 
 pytestmark = pytest.mark.mariadb
 SH = ZoneInfo("Asia/Shanghai")
 RUN = dt.date(2026, 11, 22)
-
-DDL = """
-create table orders (
-    order_id varchar(32) not null,
-    customer_id varchar(32) not null,
-    ordered_at datetime not null,
-    status varchar(16) not null,
-    total_amount decimal(12, 2) not null,
-    currency varchar(3),
-    channel varchar(32),
-    updated_at datetime not null,
-    primary key (order_id)
-)
-"""
-
-
-def _exec(url, sql, params=None):
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql), params or {})
-    engine.dispose()
-
-
-def _insert(url, order_id, status, amount, updated):
-    _exec(
-        url,
-        "insert into orders values (:id, 'c1', '2026-11-01 09:00:00', :st, :amt, 'CNY', 'jd', :up) "
-        "on duplicate key update status = :st, total_amount = :amt, updated_at = :up",
-        {"id": order_id, "st": status, "amt": amount, "up": updated},
-    )
 
 
 def _raw(wh):
@@ -51,10 +21,10 @@ def _raw(wh):
 
 
 def test_new_and_updated_rows_load_exactly_once(mariadb_url, warehouse_url):
-    _exec(mariadb_url, DDL)
-    _insert(mariadb_url, "o1", "paid", 10, "2026-11-01 10:00:00")
-    _insert(mariadb_url, "o2", "paid", 20, "2026-11-01 11:00:00")
-    _insert(mariadb_url, "o3", "paid", 30, "2026-11-01 12:00:00")
+    execute(mariadb_url, DDL)
+    insert_order(mariadb_url, "o1", "paid", 10, "2026-11-01 10:00:00")
+    insert_order(mariadb_url, "o2", "paid", 20, "2026-11-01 11:00:00")
+    insert_order(mariadb_url, "o3", "paid", 30, "2026-11-01 12:00:00")
     with Warehouse.from_url(warehouse_url) as wh:
         first = extract_entity(wh, mariadb_url, "orders", RUN, SH)
         assert (first.extracted_rows, first.loaded_rows) == (3, 3)
@@ -63,8 +33,8 @@ def test_new_and_updated_rows_load_exactly_once(mariadb_url, warehouse_url):
 
         # A new row stamped exactly at the watermark, an update to o1 and a
         # row inside the lookback that did not change.
-        _insert(mariadb_url, "o4", "paid", 40, "2026-11-01 12:00:00")
-        _insert(mariadb_url, "o1", "shipped", 10, "2026-11-01 13:00:00")
+        insert_order(mariadb_url, "o4", "paid", 40, "2026-11-01 12:00:00")
+        insert_order(mariadb_url, "o1", "shipped", 10, "2026-11-01 13:00:00")
         second = extract_entity(wh, mariadb_url, "orders", RUN, SH)
         # Re-read since 11:00 (watermark 12:00 - 60 min): o2, o3, o4, o1; o2 and o3 were loaded already.
         assert (second.extracted_rows, second.loaded_rows, second.reread_rows) == (2, 2, 2)
@@ -87,12 +57,12 @@ def test_new_and_updated_rows_load_exactly_once(mariadb_url, warehouse_url):
 
 
 def test_a_failed_load_does_not_advance_the_watermark(mariadb_url, tmp_path, monkeypatch):
-    _exec(mariadb_url, DDL)
-    _insert(mariadb_url, "o1", "paid", 10, "2026-11-01 10:00:00")
+    execute(mariadb_url, DDL)
+    insert_order(mariadb_url, "o1", "paid", 10, "2026-11-01 10:00:00")
     url = f"duckdb:///{tmp_path}/w.duckdb"
     with Warehouse.from_url(url) as wh:
         extract_entity(wh, mariadb_url, "orders", RUN, SH)
-        _insert(mariadb_url, "o2", "paid", 20, "2026-11-02 10:00:00")
+        insert_order(mariadb_url, "o2", "paid", 20, "2026-11-02 10:00:00")
 
         # The bulk insert fails inside the batch's transaction.
         def broken(*args, **kwargs):
@@ -110,8 +80,8 @@ def test_a_failed_load_does_not_advance_the_watermark(mariadb_url, tmp_path, mon
 
 
 def test_a_bad_source_row_is_quarantined(mariadb_url, tmp_path):
-    _exec(mariadb_url, DDL)
-    _insert(mariadb_url, "o1", "on_hold", 10, "2026-11-01 10:00:00")
+    execute(mariadb_url, DDL)
+    insert_order(mariadb_url, "o1", "on_hold", 10, "2026-11-01 10:00:00")
     with Warehouse.from_url(f"duckdb:///{tmp_path}/w.duckdb") as wh:
         result = extract_entity(wh, mariadb_url, "orders", RUN, SH)
         assert (result.loaded_rows, result.quarantined_rows) == (0, 1)
