@@ -81,3 +81,64 @@ def test_a_validation_reads_only_the_columns_its_suites_name():
     # By hand from expectations/marts.fct_negative_feedback.*: PII patterns on three text columns, a row count.
     assert checks.suite_columns("marts.fct_negative_feedback") == ["cues", "severity_rules", "product_id"]
     assert checks.suite_columns("marts.fct_activity_rhythm") == []  # a row count reads no column
+
+
+def test_raw_suites_are_generated_from_the_load_specs():
+    from crm_pipeline.load.specs import SPECS
+    from crm_pipeline.quality.raw_suites import GATED
+
+    latest, fresh = {"$PARAMETER": "latest_allowed"}, {"$PARAMETER": "fresh_after"}
+    low, high = {"$PARAMETER": "min_rows"}, {"$PARAMETER": "max_rows"}
+    # Written out by hand from the orders spec and the rules in raw_suites' docstring.
+    assert checks.suites_for("raw.orders") == {
+        "critical": {
+            "name": "raw.orders.critical",
+            "expectations": [
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id"}},
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}},
+                {
+                    "type": "expect_compound_columns_to_be_unique",
+                    "kwargs": {"column_list": ["order_id", "status", "updated_at"]},
+                },
+                {"type": "expect_column_max_to_be_between", "kwargs": {"column": "ordered_at", "max_value": latest}},
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {
+                        "column": "status",
+                        "value_set": ["created", "paid", "shipped", "completed", "cancelled", "refunded"],
+                    },
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "total_amount", "min_value": 0, "max_value": None},
+                },
+            ],
+        },
+        "warning": {
+            "name": "raw.orders.warning",
+            "expectations": [
+                {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": low, "max_value": high}},
+                {"type": "expect_column_max_to_be_between", "kwargs": {"column": "ordered_at", "min_value": fresh}},
+            ],
+        },
+    }
+    # Events: duplicate registrations only warn, and an event's date is no timestamp to bound.
+    events = checks.suites_for("raw.events")
+    assert [e["type"] for e in events["critical"]["expectations"]] == [
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+    ]
+    assert events["warning"]["expectations"][1]["kwargs"] == {"column_list": ["event_id", "attendee_ref", "status"]}
+    # Every gated entity gets a critical suite; every enum of every spec is checked; no raw suite file is left.
+    assert sorted(GATED) == sorted(set(SPECS) - {"deletion_requests"})
+    assert all("critical" in checks.suites_for(f"raw.{e}") for e in GATED)
+    enums = {(e, f.name) for e, spec in SPECS.items() if e in GATED for f in spec.fields if f.enum}
+    checked = {
+        (e, x["kwargs"]["column"])
+        for e in GATED
+        for x in checks.suites_for(f"raw.{e}")["critical"]["expectations"]
+        if x["type"] == "expect_column_values_to_be_in_set"
+    }
+    assert enums == checked and len(enums) >= 4
+    assert not list(checks.EXPECTATIONS_DIR.glob("raw.*.json"))

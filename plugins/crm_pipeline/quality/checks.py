@@ -1,8 +1,11 @@
-"""Great Expectations suites from `expectations/`, run on the warehouse, results in `audit.check_results`.
+"""Great Expectations suites run on the warehouse, results in `audit.check_results`.
 
-Suites are JSON files named `<relation>.<severity>.json` (`raw.orders.critical`,
-`marts.fct_customer_rfm.warning`). A critical failure blocks (a raw batch is
-held out of staging; a mart is not published); a warning only alerts.
+A suite is named `<relation>.<severity>` (`raw.orders.critical`,
+`marts.fct_customer_rfm.warning`). The raw suites are generated from the load
+specs (crm_pipeline.quality.raw_suites); the others are JSON files in
+`expectations/`, named `<relation>.<severity>.json`. A critical failure blocks
+(a raw batch is held out of staging; a mart is not published); a warning only
+alerts.
 
 GX runs in an ephemeral context built per validation run (no GX project on
 disk). DuckDB data is validated as a pandas batch (GX's SQLAlchemy path is
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from crm_pipeline.config import REPO_ROOT, settings
 from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.quality.raw_suites import raw_suite
 
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -64,16 +68,23 @@ class Validation:
         return [r for r in self.results if r.severity == "warning" and not r.success]
 
 
-def suite_files(relation: str) -> dict[str, Path]:
-    """severity -> suite file for a relation (`raw.orders`)."""
-    return {s: p for s in SEVERITIES if (p := EXPECTATIONS_DIR / f"{relation}.{s}.json").exists()}
+def suites_for(relation: str) -> dict[str, dict]:
+    """severity -> suite (its name and expectations) for a relation: generated for raw entities, else its files."""
+    generated = raw_suite(relation)
+    if generated is not None:
+        return generated
+    return {
+        s: json.loads(p.read_text(encoding="utf-8"))
+        for s in SEVERITIES
+        if (p := EXPECTATIONS_DIR / f"{relation}.{s}.json").exists()
+    }
 
 
 def suite_columns(relation: str) -> list[str]:
     """The columns a relation's suites name, in order: all a validation of it needs to read."""
     names: list[str] = []
-    for path in suite_files(relation).values():
-        for e in json.loads(path.read_text(encoding="utf-8"))["expectations"]:
+    for spec in suites_for(relation).values():
+        for e in spec["expectations"]:
             kwargs = e.get("kwargs", {})
             for name in [kwargs.get("column"), *kwargs.get("column_list", [])]:
                 if name and name not in names:
@@ -131,7 +142,7 @@ def _observed(result: dict) -> str:
 class Target:
     """One thing to validate: a relation's rows, as a DataFrame (DuckDB) or a SQL query (PostgreSQL)."""
 
-    relation: str  # names the suites: expectations/<relation>.<severity>.json
+    relation: str  # names the suites: <relation>.<severity>
     dataframe: object | None = None
     query: str | None = None
     batch_id: str | None = None
@@ -148,8 +159,8 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
     out = Validation(report=str(report_dir / "index.html"))
     pandas_source = sql_source = None
     for i, target in enumerate(targets):
-        files = suite_files(target.relation)
-        if not files:
+        specs = suites_for(target.relation)
+        if not specs:
             continue
         name = f"{target.relation}-{i}"
         if target.dataframe is not None:
@@ -160,8 +171,7 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
             sql_source = sql_source or ctx.data_sources.add_postgres("warehouse", connection_string=warehouse_url)
             batch_def = sql_source.add_query_asset(name, query=target.query).add_batch_definition_whole_table("all")
             batch_parameters = None
-        for severity, path in files.items():
-            spec = json.loads(path.read_text(encoding="utf-8"))
+        for severity, spec in specs.items():
             suite = ctx.suites.add(gx.ExpectationSuite(name=f"{spec['name']}-{i}", expectations=spec["expectations"]))
             vd = ctx.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{name}-{severity}", data=batch_def, suite=suite)
