@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
+from unittest import mock
 
 from conftest import REPO, SECRET
 from crm_pipeline.load.warehouse import Warehouse
@@ -19,14 +23,77 @@ END = dt.date(2026, 11, 22)  # the sample's last day, and a run's as-of day unle
 
 def run_main(env: dict, as_of: dt.date | None, extra: list[str] = ()) -> subprocess.CompletedProcess:
     """`make run`'s entry point in a fresh process (Airflow reads its settings at import)."""
-    return subprocess.run(
-        [sys.executable, "-m", "crm_pipeline.run", "--date", (as_of or END).isoformat(), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    return run_python(["-m", "crm_pipeline.run", "--date", (as_of or END).isoformat(), *extra], env)
+
+
+def run_python(argv: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python ARGV` in a fresh process, from the repo: forked from this test process's warm
+    interpreter (tests/e2e/warm_python.py) when the run's Airflow settings are the ones it
+    imported, else a new interpreter. Either way the run is a process of its own."""
+    warm = _Warm.get()
+    if warm is None or warm.settings != _airflow_settings(env):
+        return subprocess.run(
+            [sys.executable, *argv], env=env, capture_output=True, text=True, cwd=REPO, timeout=timeout
+        )
+    return warm.run(argv, env, timeout)
+
+
+def _airflow_settings(env: dict) -> dict:
+    """What Airflow reads at import: its variables as a run would have them, and the import path."""
+    from crm_pipeline.config import apply_airflow_env
+
+    with mock.patch.dict(os.environ, env, clear=True):
+        apply_airflow_env()
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW") or k == "PYTHONPATH"}
+
+
+class _Warm:
+    """This test process's warm interpreter, started on first use with the process's Airflow home."""
+
+    _instance: _Warm | None = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+        env["PYTHONPATH"] = f"{REPO / 'plugins'}:{REPO / 'dags'}"
+        self.settings = _airflow_settings(env)
+        self.log = tempfile.NamedTemporaryFile(prefix="crm-warm-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("warm_python.py"))],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        ready = self.proc.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            self.proc.kill()
+            raise RuntimeError(f"warm interpreter did not start:\n{Path(self.log.name).read_text()[-3000:]}")
+        atexit.register(self.proc.kill)
+
+    @classmethod
+    def get(cls) -> _Warm | None:
+        if os.environ.get("E2E_COLD_RUNS"):  # every run a new interpreter, as before
+            return None
+        with cls._lock:
+            if cls._instance is None or cls._instance.proc.poll() is not None:
+                cls._instance = cls()
+            return cls._instance
+
+    def run(self, argv: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory(prefix="crm-run-") as tmp, self._lock:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            request = {"argv": argv, "env": env, "cwd": str(REPO), "stdout": str(out), "stderr": str(err)}
+            self.proc.stdin.write(json.dumps(request | {"timeout": timeout}) + "\n")
+            self.proc.stdin.flush()
+            reply = json.loads(self.proc.stdout.readline())
+            stdout, stderr = (p.read_text(errors="replace") if p.exists() else "" for p in (out, err))
+        if reply["timed_out"]:
+            raise subprocess.TimeoutExpired([sys.executable, *argv], timeout, stdout, stderr)
+        return subprocess.CompletedProcess([sys.executable, *argv], reply["returncode"], stdout, stderr)
 
 
 def pipeline_env(crm_env, airflow_db: Path) -> dict:

@@ -23,7 +23,7 @@ from conftest import REPO, pg_database
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.helpers import checksums, pipeline_env, run_main
+from e2e.helpers import checksums, pipeline_env, run_main, run_python
 
 pytestmark = pytest.mark.e2e
 SH = ZoneInfo("Asia/Shanghai")
@@ -60,14 +60,7 @@ def own_airflow_home(env: dict, airflow_db, tmp, name: str = "airflow") -> dict:
 
 
 def run_driver(env: dict, as_of: dt.date = END, **faults: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(DRIVER), "--date", as_of.isoformat()],
-        env={**env, **faults},
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    return run_python([str(DRIVER), "--date", as_of.isoformat()], {**env, **faults})
 
 
 def _out(proc) -> str:
@@ -548,10 +541,10 @@ def _published(url: str) -> dict:
 def test_drill_4_backfilling_days_out_of_order_and_at_once_equals_running_them_in_order(reference, drill, airflow_db):
     days = [END - dt.timedelta(days=n) for n in (3, 2, 1)]
     # In order: `make backfill` over the range, into a fresh warehouse (one process, the days one after another).
-    backfill = [sys.executable, "-m", "crm_pipeline.run", "--from", days[0].isoformat(), "--to", days[2].isoformat()]
+    backfill = ["-m", "crm_pipeline.run", "--from", days[0].isoformat(), "--to", days[2].isoformat()]
     with new_warehouse(reference["engine"], drill["tmp"] / "in_order") as in_order_url:
         env = {**drill["env"], "CRM_WAREHOUSE_URL": in_order_url}
-        proc = subprocess.run(backfill, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+        proc = run_python(backfill, env, timeout=1800)
         assert proc.returncode == 0, _out(proc)
         assert [f"== backfill {i}/3: as of {d}" in proc.stdout for i, d in enumerate(days, 1)] == [True] * 3
         expected = _published(in_order_url)
@@ -566,7 +559,7 @@ def test_drill_4_backfilling_days_out_of_order_and_at_once_equals_running_them_i
         # Run again, the backfill changes nothing (issue 21). On one engine: it is slow.
         if reference["engine"] == "duckdb":
             raw, marts = raw_counts(in_order_url), checksums(in_order_url)
-            proc = subprocess.run(backfill, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+            proc = run_python(backfill, env, timeout=1800)
             assert proc.returncode == 0, _out(proc)
             assert (raw_counts(in_order_url), checksums(in_order_url)) == (raw, marts)
             assert (_published(in_order_url), _history(in_order_url)) == (expected, expected_history)

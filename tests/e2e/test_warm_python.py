@@ -1,0 +1,110 @@
+"""The end-to-end runs' warm interpreter (tests/e2e/warm_python.py) behaves as `python ARGV` does.
+
+Each run must be a process of its own: its exit status, output, environment,
+directory and signals as a new interpreter would have them, and nothing left
+in memory by an earlier run. A run with other Airflow settings than the ones
+imported gets a new interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from e2e.helpers import run_python
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = """
+import os, sys, time
+import crm_pipeline.config as config
+print("argv", sys.argv[1:])
+print("cwd", os.getcwd())
+print("parent", os.getppid())
+print("marker", os.environ.get("WARM_MARKER"), "other", os.environ.get("WARM_OTHER"))
+print("zone", time.strftime("%Z", time.localtime(0)))
+print("leak", getattr(config, "LEFT_BY_A_RUN", None))
+config.LEFT_BY_A_RUN = "yes"
+os.environ["WARM_OTHER"] = "set by the run"
+print("to stderr", file=sys.stderr)
+if os.environ.get("WARM_KILL"):
+    sys.stdout.flush()
+    os.kill(os.getpid(), 9)
+sys.exit(int(os.environ.get("WARM_EXIT", "0")))
+"""
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env["PYTHONPATH"] = f"{REPO / 'plugins'}:{REPO / 'dags'}"
+    return env | extra
+
+
+def _lines(proc) -> dict:
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT)
+    return str(path)
+
+
+def test_a_warm_run_is_what_a_new_interpreter_gives(script):
+    env = _env(WARM_MARKER="m1", WARM_EXIT="3", TZ="Asia/Shanghai")
+    cold = subprocess.run([sys.executable, script, "a", "b"], env=env, cwd=REPO, capture_output=True, text=True)
+    warm = run_python([script, "a", "b"], env)
+    assert (warm.returncode, warm.stderr) == (cold.returncode, cold.stderr) == (3, "to stderr\n")
+    w, c = _lines(warm), _lines(cold)
+    assert w.pop("parent") != str(os.getpid())  # forked by the warm interpreter, not started by this process
+    assert c.pop("parent") == str(os.getpid())
+    assert (
+        w
+        == c
+        == {
+            "argv": "['a', 'b']",
+            "cwd": str(REPO),
+            "marker": "m1 other None",
+            "zone": "CST",
+            "leak": "None",
+        }
+    )
+
+
+def test_no_run_sees_what_an_earlier_run_left(script):
+    first = run_python([script], _env(WARM_MARKER="first"))
+    second = run_python([script], _env())
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert _lines(second)["marker"] == "None other None"  # neither the earlier environment nor its change
+    assert _lines(second)["leak"] == "None"  # nor a module attribute it set
+
+
+def test_a_killed_run_says_so_as_subprocess_does(script):
+    proc = run_python([script], _env(WARM_KILL="1"))
+    assert proc.returncode == -9
+    assert "argv []" in proc.stdout
+
+
+def test_a_module_runs_as_python_dash_m(tmp_path):
+    proc = run_python(["-m", "crm_pipeline.run", "--from", "2026-11-22"], _env())
+    assert proc.returncode == 2  # argparse's usage error, from the module's own main
+    assert "a backfill needs both --from and --to" in proc.stderr
+
+
+def test_other_airflow_settings_get_a_new_interpreter(script, tmp_path):
+    proc = run_python([script], _env(AIRFLOW_HOME=str(tmp_path / "elsewhere")))
+    assert proc.returncode == 0
+    assert _lines(proc)["parent"] == str(os.getpid())
+
+
+def test_a_run_past_its_timeout_is_killed(tmp_path):
+    path = tmp_path / "sleep.py"
+    path.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        run_python([str(path)], _env(), timeout=2)
+    assert caught.value.output == "started\n"

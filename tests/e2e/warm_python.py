@@ -1,0 +1,139 @@
+"""A warm interpreter for the end-to-end runs: imports once, forks a fresh process per run.
+
+    python tests/e2e/warm_python.py     (started by tests/e2e/helpers.py, one per test process)
+
+A `make run` spends about a third of its time before its first task: importing
+Airflow, Great Expectations and pandas, and building Airflow's in-process
+execution API (its versioned schemas). This process does that once, with the
+Airflow settings of the test process's metadata DB, and then serves requests
+on stdin, one JSON line each:
+
+    {"argv": ["-m", "crm_pipeline.run", "--date", "2026-11-22"], "env": {...}, "cwd": "...",
+     "stdout": "FILE", "stderr": "FILE", "timeout": 600}
+
+For each it forks a child that takes the request's environment, directory,
+argv and output files and runs the module or script as `python ARGV` would;
+it answers {"returncode": N} (-9 for a SIGKILL, as subprocess says). Each run
+is its own process, started from this process's state right after its imports:
+no run sees what an earlier run did in memory. The helpers send a run here
+only when its Airflow settings are the ones imported; any other run gets a
+plain new interpreter.
+
+Nothing here may read a CRM_* setting or parse the DAGs: those belong to each
+run (the DAG files read their settings when parsed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import signal
+import sys
+import threading
+import time
+import traceback
+
+
+def warm_up() -> None:
+    """What every run imports, and the execution API app it builds, without touching any database."""
+    from crm_pipeline.config import apply_airflow_env
+
+    apply_airflow_env()
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # as crm_pipeline.run sets it
+    import duckdb  # noqa: F401
+    import great_expectations  # noqa: F401
+    import pandas  # noqa: F401
+    import pendulum  # noqa: F401
+    import psycopg2  # noqa: F401
+    import pyarrow  # noqa: F401
+    from airflow.dag_processing.dagbag import DagBag  # noqa: F401
+    from airflow.sdk.execution_time import supervisor, task_runner  # noqa: F401
+
+    import crm_pipeline.alerts
+    import crm_pipeline.pipeline
+    import crm_pipeline.privacy
+    import crm_pipeline.publish_window
+    import crm_pipeline.quality.checks
+    import crm_pipeline.quality.gate
+    import crm_pipeline.summary
+    import crm_pipeline.text.score
+    import crm_pipeline.tier_history
+    import crm_pipeline.transform.dbt
+    import crm_pipeline.transform.incremental  # noqa: F401
+
+    app = supervisor.in_process_api_server().app  # the app only: its event loop thread starts in each run
+    if not getattr(app, "_cadwyn_initialized", True):
+        app._cadwyn_initialize()  # the versioned routers, else built on the first request of every run
+    if threading.active_count() != 1:  # a fork copies only the calling thread: nothing may run beside it
+        raise SystemExit(f"warm_python: threads started while warming up: {threading.enumerate()}")
+
+
+def child(request: dict) -> None:
+    """In the forked process: become `python ARGV` with the request's environment; never returns."""
+    code = 1
+    try:
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            out = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, fd)
+            os.close(out)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # the requests are the server's, not the run's
+        os.close(devnull)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        time.tzset()
+        os.chdir(request["cwd"])
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        argv = request["argv"]
+        if argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(argv)
+            sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+            runpy.run_path(argv[0], run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def serve() -> None:
+    answers = os.fdopen(os.dup(1), "w")  # the replies' own channel: what imports log goes to stderr
+    os.dup2(2, 1)
+    warm_up()
+    print(json.dumps({"ready": os.getpid()}), file=answers, flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            answers.close()
+            child(request)
+        deadline, timed_out = time.monotonic() + request.get("timeout", 600), False
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                timed_out = True
+                break
+            time.sleep(0.05)
+        reply = {"returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out}
+        print(json.dumps(reply), file=answers, flush=True)
+
+
+if __name__ == "__main__":
+    serve()
