@@ -100,45 +100,45 @@ class Settings:
     timezone: str
     key_secret: str = field(repr=False)  # secrets never reach a log line through repr()
     source_db_url: str | None = field(repr=False)
-    earliest_date: dt.date = dt.date(1970, 1, 1)
+    earliest_date: dt.date
     # Loading
-    extra_columns: tuple[str, ...] = ()
-    load_fast: bool = True
-    load_group_rows: int = 250_000
-    sql_lookback_minutes: int = 60
-    sql_soft_delete_columns: tuple[str, ...] = ("deleted_at", "is_deleted", "deleted")
-    sql_reconcile_days: int = 7
-    chat_operator_id: str = "self"
-    forum_api_url: str | None = None
-    forum_api_key: str = field(default="", repr=False)
-    forum_api_username: str = "system"
+    extra_columns: tuple[str, ...]
+    load_fast: bool
+    load_group_rows: int
+    sql_lookback_minutes: int
+    sql_soft_delete_columns: tuple[str, ...]
+    sql_reconcile_days: int
+    chat_operator_id: str
+    forum_api_url: str | None
+    forum_api_key: str = field(repr=False)
+    forum_api_username: str
     # Scheduling and retries
-    extract_schedule: str = "daily"
-    task_retries: int = 2
-    retry_delay_seconds: int = 300
-    publish_sources: tuple[str, ...] = ()
-    publish_cutoff: dt.time = dt.time(6, 0)
-    publish_poke_seconds: int = 300
+    extract_schedule: str
+    task_retries: int
+    retry_delay_seconds: int
+    publish_sources: tuple[str, ...]
+    publish_cutoff: dt.time
+    publish_poke_seconds: int
     # Transform
-    dbt_full_refresh: bool = False
-    dbt_artifacts_dir: Path = REPO_ROOT / "data" / "dbt"
-    duckdb_memory_limit: str | None = None
-    pg_work_mem: str | None = None
-    scoring_workers: int | None = None
-    text_cues: Path | None = None
+    dbt_full_refresh: bool
+    dbt_artifacts_dir: Path
+    duckdb_memory_limit: str | None
+    pg_work_mem: str | None
+    scoring_workers: int | None
+    text_cues: Path | None
     # Quality reports, BI access
-    reports_dir: Path = REPO_ROOT / "data" / "reports"
-    bi_role: str | None = None
-    bi_password: str | None = field(default=None, repr=False)
+    reports_dir: Path
+    bi_role: str | None
+    bi_password: str | None = field(repr=False)
     # Alerts: channel -> (webhook url, signing secret)
-    alert_webhooks: dict = field(default_factory=dict, repr=False)
-    alert_smtp_host: str | None = None
-    alert_smtp_port: int = 25
-    alert_smtp_user: str | None = None
-    alert_smtp_password: str | None = field(default=None, repr=False)
-    alert_smtp_starttls: bool = False
-    alert_email_from: str = "crm-pipeline@localhost"
-    alert_email_to: tuple[str, ...] = ()
+    alert_webhooks: dict = field(repr=False)
+    alert_smtp_host: str | None
+    alert_smtp_port: int
+    alert_smtp_user: str | None
+    alert_smtp_password: str | None = field(repr=False)
+    alert_smtp_starttls: bool
+    alert_email_from: str
+    alert_email_to: tuple[str, ...]
 
     @property
     def tz(self) -> ZoneInfo:
