@@ -133,3 +133,14 @@ where product_link is distinct from 'order'
     {%- endset -%}
     {{ return(run_query(query).columns[0].values()[0] > 0) }}
 {%- endmacro %}
+
+{#- A refund reason as the neutral_refund_reasons seed is matched: lower
+    case, without spaces or punctuation (ASCII or full-width). -#}
+{% macro reason_key(text_expr) -%}
+    regexp_replace(lower({{ text_expr }}), '[[:space:][:punct:]。，、！？；：…～·“”‘’（）【】]+', '', 'g')
+{%- endmacro %}
+
+{#- How many times `needle` occurs in `haystack` (both expressions), without overlaps. -#}
+{% macro occurrences(haystack, needle) -%}
+    ((length({{ haystack }}) - length(replace({{ haystack }}, {{ needle }}, ''))) / length({{ needle }}))
+{%- endmacro %}

@@ -2,7 +2,10 @@
     classifier's score of its current text: forum posts and replies (not
     deleted), chat text messages (not recalled), reviews and refund reasons.
     A review rated var('negative_rating_max') or lower is negative whatever
-    its text says (the text still decides the category). Only a negative
+    its text says (the text still decides the category). A refund whose
+    reason is one of the neutral_refund_reasons seed's (compared without
+    case, spaces or punctuation: "不想要了", "Changed my mind!") is not a
+    complaint, whatever the classifier says of it. Only a negative
     touchpoint keeps its text (severity keywords are matched in it): the
     rest need none, and a table of every text would be the largest write of
     the build. The product is the
@@ -109,6 +112,13 @@ catalogue as (
 
 ),
 
+neutral_reasons as (
+
+    select distinct {{ reason_key('reason') }} as reason_key
+    from {{ ref('neutral_refund_reasons') }}
+
+),
+
 texts as (
 
     select
@@ -184,43 +194,25 @@ mentioned_products as (
 
 ),
 
-final as (
+judged as (
 
     select
-        -- ids
-        texts.feedback_source,
-        texts.source_record_id,
-        texts.account_node,
+        texts.*,
         resolved.person_id,
-        coalesce(texts.known_product_id, mentioned_products.product_id) as product_id,
-        -- attributes
-        case
-            when
-                coalesce(texts.rating <= {{ var('negative_rating_max') }}, false)
-                or coalesce(scores.text_is_negative, false)
-                then texts.feedback_text
-        end as feedback_text,
-        texts.rating,
+        resolved.is_staff,
+        mentioned_products.product_id as mentioned_product_id,
         scores.language,
         scores.classifier_version,
         scores.cues,
-        coalesce(texts.rating <= {{ var('negative_rating_max') }}, false)
-        or coalesce(scores.text_is_negative, false) as is_negative,
         scores.text_is_negative,
-        case
-            when texts.rating <= {{ var('negative_rating_max') }} or scores.text_is_negative
-                then coalesce(scores.text_category, 'other')
-        end as category,
+        scores.text_category,
         scores.sentiment_score,
-        scores.sentiment_score is not null as is_scored,
         scores.scored_at,
-        case
-            when texts.known_product_id is not null then 'order'
-            when mentioned_products.product_id is not null then 'text'
-        end as product_link,
-        -- timestamps
-        texts.occurred_at
-
+        (
+            coalesce(texts.rating <= {{ var('negative_rating_max') }}, false)
+            or coalesce(scores.text_is_negative, false)
+        )
+        and neutral_reasons.reason_key is null as is_negative
     from texts
     left join resolved
         on texts.account_node = resolved.account_node
@@ -234,7 +226,43 @@ final as (
             texts.feedback_source = mentioned_products.feedback_source
             and texts.source_record_id = mentioned_products.source_record_id
             and mentioned_products.mention_rank = 1
-    where coalesce(resolved.is_staff, false) = false
+    left join neutral_reasons
+        on
+            texts.feedback_source = 'refund'
+            and {{ reason_key('texts.feedback_text') }} = neutral_reasons.reason_key
+
+),
+
+final as (
+
+    select
+        -- ids
+        feedback_source,
+        source_record_id,
+        account_node,
+        person_id,
+        coalesce(known_product_id, mentioned_product_id) as product_id,
+        -- attributes
+        case when is_negative then feedback_text end as feedback_text,
+        rating,
+        language,
+        classifier_version,
+        cues,
+        is_negative,
+        text_is_negative,
+        case when is_negative then coalesce(text_category, 'other') end as category,
+        sentiment_score,
+        sentiment_score is not null as is_scored,
+        scored_at,
+        case
+            when known_product_id is not null then 'order'
+            when mentioned_product_id is not null then 'text'
+        end as product_link,
+        -- timestamps
+        occurred_at
+
+    from judged
+    where coalesce(is_staff, false) = false
 
 )
 

@@ -2,8 +2,12 @@
     channel: forum posts, chat messages, reviews (rated
     var('negative_rating_max') or lower, or negative text) and refund
     reasons. Severity from the severity_rules seed (the highest matching
-    rule; low when none), with the rules that fired. No text, name or
-    contact detail: the cues that fired explain the verdict. -#}
+    rule; low when none), with the rules that fired. A keyword is matched
+    in the text and the classifier's cues: an English one as whole words
+    ("fire" is not in "firefox"), a Chinese one as a whole term (it occurs
+    more often than inside the longer words of seed
+    severity_term_exceptions: 着火 in 挨着火车站 is no fire). No text, name
+    or contact detail: the cues that fired explain the verdict. -#}
 with
 
 touchpoints as (
@@ -27,6 +31,12 @@ rules as (
 persons as (
 
     select * from {{ ref('int_identity__persons') }}
+
+),
+
+exceptions as (
+
+    select * from {{ ref('severity_term_exceptions') }}
 
 ),
 
@@ -63,6 +73,62 @@ product_repeats as (
 
 ),
 
+person_repeats as (
+
+    {#- The person's negatives in the risk_streak_days ending at this one, as above. -#}
+    {%- set person_window_us = (var("risk_streak_days") | int) * 86400000000 - 1 %}
+    select
+        feedback_source,
+        source_record_id,
+        count(*) over (
+            partition by person_id
+            order by occurred_at
+            range between interval '{{ person_window_us }} microseconds' preceding and current row
+        ) as person_negatives
+    from negatives
+    where person_id is not null and occurred_at is not null
+
+),
+
+searched as (
+
+    {#- What keywords are looked for in: the lower-cased text and cues, and
+        the same as ASCII words between single spaces (for whole-word matches). -#}
+    select
+        feedback_source,
+        source_record_id,
+        lower(coalesce(feedback_text, '')) || ' ' || lower(coalesce(cues, '')) as haystack,
+        ' ' || regexp_replace(
+            lower(coalesce(feedback_text, '') || ' ' || coalesce(cues, '')), '[^a-z0-9]+', ' ', 'g'
+        ) || ' ' as words
+    from negatives
+
+),
+
+keyword_hits as (
+
+    select
+        searched.feedback_source,
+        searched.source_record_id,
+        rules.rule,
+        rules.severity
+    from searched
+    inner join rules
+        on rules.kind = 'keyword'
+    where
+        case
+            when lower(rules.value) = regexp_replace(lower(rules.value), '[^a-z0-9 ]', '', 'g')
+                then strpos(searched.words, ' ' || lower(rules.value) || ' ') > 0
+            else
+                {{ occurrences('searched.haystack', 'lower(rules.value)') }} > coalesce((
+                    select sum({{ occurrences('searched.haystack', 'lower(exceptions.within)') }})
+                    from exceptions
+                    where lower(exceptions.term) = lower(rules.value)
+                ), 0)
+        end
+
+),
+
 matched as (
 
     select
@@ -75,15 +141,18 @@ matched as (
         on
             negatives.feedback_source = product_repeats.feedback_source
             and negatives.source_record_id = product_repeats.source_record_id
+    left join person_repeats
+        on
+            negatives.feedback_source = person_repeats.feedback_source
+            and negatives.source_record_id = person_repeats.source_record_id
     inner join rules
         on
-            (
-                rules.kind = 'keyword'
-                and strpos(
-                    lower(negatives.feedback_text) || ' ' || coalesce(negatives.cues, ''), lower(rules.value)
-                ) > 0
+            (rules.kind = 'tier' and negatives.community_tier = rules.value)
+            or (rules.kind = 'source' and negatives.feedback_source = rules.value)
+            or (
+                rules.kind = 'person_repeat'
+                and person_repeats.person_negatives >= cast(rules.value as integer)
             )
-            or (rules.kind = 'tier' and negatives.community_tier = rules.value)
             or (
                 rules.kind = 'product_repeat'
                 and product_repeats.product_negatives >= cast(rules.value as integer)
@@ -93,6 +162,10 @@ matched as (
                 and negatives.sentiment_score <= cast(rules.value as double precision)
             )
             or (rules.kind = 'rating_at_most' and negatives.rating <= cast(rules.value as integer))
+
+    union all
+
+    select * from keyword_hits
 
 ),
 
