@@ -52,41 +52,30 @@ negatives as (
 
 ),
 
-product_repeats as (
+repeats as (
 
-    {#- Negatives on the same product in the window ending at this one: those
-        at or before it and less than repeat_product_days earlier. A range
-        window, not a self-join (which paired every negative with every other
-        on its product). Timestamps are whole microseconds, so "less than N
-        days earlier" is "at most N days less 1 microsecond" earlier. -#}
-    {%- set window_us = (var("repeat_product_days") | int) * 86400000000 - 1 %}
+    {#- Negatives in the window ending at this one, on the same product
+        (repeat_product_days) and by the same person (risk_streak_days):
+        those at or before it and less than N days earlier. Range windows,
+        not a self-join (which paired every negative with every other on its
+        product). Timestamps are whole microseconds, so "less than N days
+        earlier" is "at most N days less 1 microsecond" earlier. -#}
+    {%- set product_us = (var("repeat_product_days") | int) * 86400000000 - 1 %}
+    {%- set person_us = (var("risk_streak_days") | int) * 86400000000 - 1 %}
     select
         feedback_source,
         source_record_id,
-        count(*) over (
+        case when product_id is not null and occurred_at is not null then count(*) over (
             partition by product_id
             order by occurred_at
-            range between interval '{{ window_us }} microseconds' preceding and current row
-        ) as product_negatives
-    from negatives
-    where product_id is not null and occurred_at is not null
-
-),
-
-person_repeats as (
-
-    {#- The person's negatives in the risk_streak_days ending at this one, as above. -#}
-    {%- set person_window_us = (var("risk_streak_days") | int) * 86400000000 - 1 %}
-    select
-        feedback_source,
-        source_record_id,
-        count(*) over (
+            range between interval '{{ product_us }} microseconds' preceding and current row
+        ) end as product_negatives,
+        case when person_id is not null and occurred_at is not null then count(*) over (
             partition by person_id
             order by occurred_at
-            range between interval '{{ person_window_us }} microseconds' preceding and current row
-        ) as person_negatives
+            range between interval '{{ person_us }} microseconds' preceding and current row
+        ) end as person_negatives
     from negatives
-    where person_id is not null and occurred_at is not null
 
 ),
 
@@ -137,25 +126,21 @@ matched as (
         rules.rule,
         rules.severity
     from negatives
-    left join product_repeats
+    left join repeats
         on
-            negatives.feedback_source = product_repeats.feedback_source
-            and negatives.source_record_id = product_repeats.source_record_id
-    left join person_repeats
-        on
-            negatives.feedback_source = person_repeats.feedback_source
-            and negatives.source_record_id = person_repeats.source_record_id
+            negatives.feedback_source = repeats.feedback_source
+            and negatives.source_record_id = repeats.source_record_id
     inner join rules
         on
             (rules.kind = 'tier' and negatives.community_tier = rules.value)
             or (rules.kind = 'source' and negatives.feedback_source = rules.value)
             or (
                 rules.kind = 'person_repeat'
-                and person_repeats.person_negatives >= cast(rules.value as integer)
+                and repeats.person_negatives >= cast(rules.value as integer)
             )
             or (
                 rules.kind = 'product_repeat'
-                and product_repeats.product_negatives >= cast(rules.value as integer)
+                and repeats.product_negatives >= cast(rules.value as integer)
             )
             or (
                 rules.kind = 'sentiment_at_most'
