@@ -124,15 +124,20 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
     )
     at_risk = (
         wh.fetchall(
-            "select customer_key, negative_streak, last_negative_source, last_negative_category, "
-            "days_since_last_negative, value_at_stake, community_tier from marts.fct_customer_risk "
-            "where is_at_risk order by value_at_stake desc, negative_streak desc, customer_key limit 10"
+            "select customer_key, risk_reason, negative_experiences_recent, last_negative_source, "
+            "last_negative_category, days_since_last_negative, value_at_stake, community_tier "
+            "from marts.fct_customer_risk where is_at_risk "
+            "order by value_at_stake desc, negative_experiences_recent desc, customer_key limit 10"
         )
         if "fct_customer_risk" in counts
         else []
     )
     at_risk_total = (
-        wh.fetchone("select count(*), coalesce(sum(value_at_stake), 0) from marts.fct_customer_risk where is_at_risk")
+        wh.fetchone(
+            "select count(*), coalesce(sum(value_at_stake), 0), "
+            "(select count(*) from marts.fct_customer_risk where risk_state = 'win_back') "
+            "from marts.fct_customer_risk where is_at_risk"
+        )
         if "fct_customer_risk" in counts
         else None
     )
@@ -308,15 +313,25 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
             + (f"; texts scored: {scored}" if scored else ""),
         ]
     if data.get("at_risk_total"):
-        n, value = data["at_risk_total"]
+        n, value, win_back = data["at_risk_total"]
         out += [
             "",
-            f"At-risk customers (negative touchpoints in a row, fct_customer_risk): {n}, value at stake {value}",
+            f"At-risk customers (recent unanswered complaints, fct_customer_risk): {n}, value at stake {value}; "
+            f"win-back (complaints, then silence): {win_back}",
         ]
         if data.get("at_risk"):
             out.append(
                 table(
-                    ["customer_key", "streak", "last source", "last category", "days since", "value at stake", "tier"],
+                    [
+                        "customer_key",
+                        "reason",
+                        "recent negatives",
+                        "last source",
+                        "last category",
+                        "days since",
+                        "value at stake",
+                        "tier",
+                    ],
                     [list(r) for r in data["at_risk"]],
                 )
             )
