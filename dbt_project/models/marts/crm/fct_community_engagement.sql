@@ -5,7 +5,9 @@
     them in 90 days, ranked (ties broken by likes received), the top
     var('opinion_leader_share') of members with at least
     var('opinion_leader_min_repliers') of them; core fans: the top
-    var('core_fan_share') by points who are also member or partner tier.
+    var('core_fan_share') by points who are also member or partner tier and
+    active now: their own last activity (post, reply, chat message, event)
+    within var('core_fan_active_days') days of as_of_date.
     Onion: members ordered by their own activity in 90 days (posts, replies,
     chat messages, events attended); a member is core while the members
     strictly more active than them hold less than var('onion_core_share') of
@@ -83,7 +85,11 @@ per_member as (
                 and counterparts.person_id is not null
                 then windowed.counterpart_person_id
         end) as distinct_repliers_90d,
-        {{ windowed_sum("'post', 'reply', 'chat_message', 'event_attended'", 90) }} as activity_90d
+        {{ windowed_sum("'post', 'reply', 'chat_message', 'event_attended'", 90) }} as activity_90d,
+        max(case
+            when windowed.activity_type in ('post', 'reply', 'chat_message', 'event_attended')
+                then windowed.activity_date
+        end) as last_active_date
     from members
     left join windowed
         on members.person_id = windowed.person_id
@@ -118,7 +124,8 @@ ranked as (
         rank() over (order by per_member.distinct_repliers_90d desc, per_member.likes_received_90d desc)
             as reach_rank,
         rank() over (order by coalesce(points.points_total, 0) desc) as points_rank,
-        count(*) over () as member_count,
+        cast(ceil({{ var('opinion_leader_share') }} * count(*) over ()) as integer) as opinion_leader_rank_cutoff,
+        cast(ceil({{ var('core_fan_share') }} * count(*) over ()) as integer) as core_fan_rank_cutoff,
         onion.activity_share_before
     from per_member
     inner join onion
@@ -152,17 +159,22 @@ final as (
         ranked.mentions_received_90d,
         ranked.likes_received_90d,
         ranked.reach_rank,
+        ranked.opinion_leader_rank_cutoff,
         (
             ranked.distinct_repliers_90d >= {{ var('opinion_leader_min_repliers') }}
-            and ranked.reach_rank <= ceil({{ var('opinion_leader_share') }} * ranked.member_count)
+            and ranked.reach_rank <= ranked.opinion_leader_rank_cutoff
         ) as is_opinion_leader,
-        -- core fans: top engagement and member-or-partner tier
+        -- core fans: top points, member-or-partner tier, active now
         ranked.points_rank,
+        ranked.core_fan_rank_cutoff,
         coalesce(ranked.community_tier, 'prospect') as community_tier,
+        ranked.last_active_date,
+        {{ as_of_date() }} - ranked.last_active_date as days_since_active,
         (
-            ranked.points_rank <= ceil({{ var('core_fan_share') }} * ranked.member_count)
+            ranked.points_rank <= ranked.core_fan_rank_cutoff
             and ranked.points_total > 0
             and coalesce(ranked.community_tier, 'prospect') in ('member', 'partner')
+            and coalesce({{ as_of_date() }} - ranked.last_active_date < {{ var('core_fan_active_days') }}, false)
         ) as is_core_fan,
         -- onion layer, with its inputs
         ranked.activity_90d,
