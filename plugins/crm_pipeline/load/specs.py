@@ -122,6 +122,8 @@ SPECS: dict[str, EntitySpec] = {
                 F("phone"),
                 F("email"),
                 F("wechat_unionid"),
+                F("province"),
+                F("city"),
             ),
             ("user_id",),
             "forum",

@@ -196,6 +196,7 @@ class Generator:
         history_days: int = 730,
     ):
         self.n = customers
+        self.seed = seed
         self.rng = random.Random(seed)
         self.end_date = end_date
         self.end = dt.datetime.combine(end_date, dt.time(23, 59, 59), TZ).astimezone(dt.UTC)
@@ -453,9 +454,18 @@ class Generator:
             for i in range(1, int(self.n * 0.15) + 1)
         ]
         self.people.extend(extra)
+        # Profile locations draw from their own stream, so adding them left
+        # every other generated row as it was. A third of customers fill
+        # theirs in; half the community-only people do, which is then the
+        # only place anyone knows they live.
+        where = random.Random(self.seed * 7919 + 17)
+        regions = [(p, c) for p, cities, w in REGIONS for c in cities for _ in range(w)]
         for p in members + extra:
             uid += 1
             p.forum_user_id = f"F{uid:06d}"
+            if not p.customer_id and where.random() < 0.5:
+                p.province, p.city = where.choice(regions)
+            shown = p.city and (not p.customer_id or where.random() < 0.33)
             row = {
                 "user_id": p.forum_user_id,
                 "joined_at": "",
@@ -464,6 +474,8 @@ class Generator:
                 "phone": "",
                 "email": "",
                 "wechat_unionid": "",
+                "province": p.province if shown else "",
+                "city": p.city if shown else "",
             }
             links = [k for k in ("member_id", "phone", "email", "unionid") if getattr(p, k)]
             p.forum_link = ""
@@ -502,6 +514,8 @@ class Generator:
                     "phone": "",
                     "email": "",
                     "wechat_unionid": "",
+                    "province": "",
+                    "city": "",
                 }
             )
         forum_people = members + extra + staff

@@ -1,5 +1,6 @@
 {#- One row per person: their customer_key, where they live (their anchor
-    customer's city), and which channels they are on. customer_key is
+    customer's address; without one, what the community says of them:
+    int_identity__located), and which channels they are on. customer_key is
     computed here and only here: every mart that names a person joins this
     model for it. -#}
 with
@@ -12,7 +13,16 @@ resolved as (
 
 customers as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select
+        *,
+        coalesce(city, province) is not null as has_address
+    from {{ ref('stg_shop__customers') }}
+
+),
+
+located as (
+
+    select * from {{ ref('int_identity__located') }}
 
 ),
 
@@ -45,8 +55,9 @@ final as (
         {{ keyed_hash('pseudonym_key.secret', 'per_person.person_id') }} as customer_key,
         per_person.anchor_customer_id,
         -- attributes
-        customers.province,
-        customers.city,
+        case when customers.has_address then customers.province else located.province end as province,
+        case when customers.has_address then customers.city else located.city end as city,
+        case when customers.has_address then 'customer' else located.location_source end as location_source,
         per_person.customer_accounts > 0 as is_customer,
         per_person.forum_accounts > 0 as is_forum_member,
         per_person.chat_accounts > 0 as is_chat_member,
@@ -60,6 +71,8 @@ final as (
     cross join pseudonym_key
     left join customers
         on per_person.anchor_customer_id = customers.customer_id
+    left join located
+        on per_person.person_id = located.person_id
 
 )
 

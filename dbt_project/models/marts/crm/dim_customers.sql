@@ -46,6 +46,7 @@ final as (
         -- attributes
         persons.province,
         persons.city,
+        persons.location_source,
         persons.is_customer,
         persons.is_forum_member,
         persons.is_chat_member,

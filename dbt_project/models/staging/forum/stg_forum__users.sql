@@ -48,6 +48,8 @@ final as (
         nullif(lower(trim(email)), '') as email,
         -- attributes
         username,
+        nullif(trim(province), '') as province,
+        nullif(trim(city), '') as city,
         -- timestamps
         joined_at,
         -- lineage
