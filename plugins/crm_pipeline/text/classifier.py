@@ -28,13 +28,21 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models"
 # Bump when the models, features or rules change: stored scores carry it, and
 # `python -m crm_pipeline.text.rescore` rescores what an older version scored.
-VERSION = "2026.11.1"
+VERSION = "2026.12.1"
 EVIDENCE_MIN = 0.5
 
+# An "@name" mention (the name runs to a space, WeChat's U+2005 or punctuation, as in
+# dbt's macro mentioned_names), not the "@" of an email address.
+_MENTION = re.compile(r"(?<![A-Za-z0-9._%+-])@[^\s@,，:：;；。!！?？()（）\u2005]+\u2005?")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _EN_TOKEN = re.compile(r"[a-z][a-z']*|[!?]|[.,;:]")
 _EN_NEGATORS = frozenset({"not", "no", "never", "cannot", "without", "nothing", "nor", "hardly"})
 _EN_CLAUSE_END = frozenset({".", ",", ";", ":", "!", "?"})
+
+
+def strip_mentions(text: str) -> str:
+    """The text without its "@name" mentions: a name says whom, not how ("@粉丝8bad" is no complaint)."""
+    return _MENTION.sub(" ", text)
 
 
 def zh_features(text: str) -> list[str]:
@@ -105,7 +113,7 @@ class Classifier:
         self.models = _models()
 
     def logit(self, text: str) -> tuple[float, str, object, bool]:
-        norm, traditional = normalise(text or "")
+        norm, traditional = normalise(strip_mentions(text or ""))
         cjk, latin = script_counts(norm)
         hit = self.lexicon.scan(norm)
         zh, en = self.models["zh"], self.models["en"]

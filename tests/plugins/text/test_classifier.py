@@ -98,6 +98,27 @@ def test_a_negative_text_without_category_cues_is_other(clf):
     assert v.is_negative and v.category == "other"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@粉丝8bad\u2005今天到货了",  # WeChat: the name ends at U+2005
+        "@粉丝8bad 收到",
+        "@粉丝0dead\u2005好的",
+        "回复@fan_bad：好的，谢谢",  # a forum reply names its parent's author
+    ],
+)
+def test_a_mention_is_a_name_not_a_cue(clf, text):
+    """Issue 22: "@粉丝8bad" gave the cue "bad" and made an acknowledgement a complaint."""
+    verdict = clf.score(text)
+    assert not verdict.is_negative and not {"bad", "dead"} & set(verdict.cues), verdict
+
+
+def test_what_follows_a_mention_and_an_email_address_still_count(clf):
+    assert clf.score("@小王\u2005质量太差了").cues == ("质量太差",)
+    assert clf.score("@fan_12 this is bad").is_negative
+    assert "bad" in clf.score("write to fan@bad.com").cues  # an address is not a mention: its text is kept
+
+
 def test_verdicts_are_deterministic_and_versioned(clf):
     texts = ["质量太差", "Love it", "", "   "]
     assert clf.score_many(texts) == Classifier().score_many(texts)
