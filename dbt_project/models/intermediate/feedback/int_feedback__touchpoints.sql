@@ -1,6 +1,7 @@
 {#- Every piece of feedback a person gave, as of the as-of day, with the
     classifier's score of its current text: forum posts and replies (not
     deleted), chat text messages (not recalled), reviews and refund reasons.
+    A forum post's edited_at is when an edit wrote its current text.
     A review rated var('negative_rating_max') or lower is negative whatever
     its text says (the text still decides the category). A refund whose
     reason is one of the neutral_refund_reasons seed's (compared without
@@ -126,6 +127,7 @@ texts as (
         posts.post_id as source_record_id,
         {{ account_node('forum', 'posts.user_id') }} as account_node,
         posts.created_at as occurred_at,
+        posts.text_edited_at as edited_at,
         posts.post_text as feedback_text,
         cast(null as integer) as rating,
         cast(null as varchar) as known_product_id
@@ -139,6 +141,7 @@ texts as (
         messages.msg_id as source_record_id,
         {{ account_node('chat', 'messages.sender_id') }} as account_node,
         messages.sent_at as occurred_at,
+        cast(null as timestamp) as edited_at,
         messages.message_text as feedback_text,
         cast(null as integer) as rating,
         cast(null as varchar) as known_product_id
@@ -152,6 +155,7 @@ texts as (
         reviews.review_id as source_record_id,
         {{ account_node('customer', 'reviews.customer_id') }} as account_node,
         reviews.created_at as occurred_at,
+        cast(null as timestamp) as edited_at,
         reviews.review_text as feedback_text,
         cast(reviews.rating as integer) as rating,
         coalesce(reviews.product_id, order_products.product_id) as known_product_id
@@ -166,6 +170,7 @@ texts as (
         refunds.refund_id as source_record_id,
         {{ account_node('customer', 'orders.customer_id') }} as account_node,
         refunds.refunded_at as occurred_at,
+        cast(null as timestamp) as edited_at,
         refunds.refund_reason as feedback_text,
         cast(null as integer) as rating,
         order_products.product_id as known_product_id
@@ -259,7 +264,8 @@ final as (
             when mentioned_product_id is not null then 'text'
         end as product_link,
         -- timestamps
-        occurred_at
+        occurred_at,
+        edited_at
 
     from judged
     where coalesce(is_staff, false) = false

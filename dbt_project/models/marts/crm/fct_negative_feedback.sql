@@ -203,8 +203,11 @@ final as (
         negatives.sentiment_score,
         -- timestamps
         negatives.occurred_at,
+        negatives.edited_at,
+        coalesce(negatives.edited_at, negatives.occurred_at) as noticed_at,
         -- dates
         {{ local_date('negatives.occurred_at') }} as occurred_date,
+        {{ local_date('coalesce(negatives.edited_at, negatives.occurred_at)') }} as noticed_date,
         {{ as_of_date() }} as as_of_date
 
     from negatives

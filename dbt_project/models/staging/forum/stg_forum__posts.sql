@@ -86,6 +86,43 @@ latest as (
 
 ),
 
+other_texts as (
+
+    {#- The last version whose text differs from the latest's. -#}
+    select
+        versioned.post_id,
+        max(coalesce(versioned.updated_at, versioned.created_at)) as last_other_at
+    from versioned
+    inner join latest
+        on versioned.post_id = latest.post_id
+    where versioned.content is distinct from latest.content
+    group by versioned.post_id
+
+),
+
+text_since as (
+
+    {#- When the latest text was first written: the first version after the
+        last one with another text. An edit of likes or a deletion flag is no
+        new text. -#}
+    select
+        versioned.post_id,
+        min(coalesce(versioned.updated_at, versioned.created_at)) as text_since
+    from versioned
+    inner join latest
+        on versioned.post_id = latest.post_id
+    left join other_texts
+        on versioned.post_id = other_texts.post_id
+    where
+        versioned.content is not distinct from latest.content
+        and (
+            other_texts.last_other_at is null
+            or coalesce(versioned.updated_at, versioned.created_at) > other_texts.last_other_at
+        )
+    group by versioned.post_id
+
+),
+
 parents as (
 
     select
@@ -127,6 +164,7 @@ final as (
         -- timestamps
         latest.created_at,
         coalesce(latest.updated_at, latest.created_at) as updated_at,
+        case when text_since.text_since > latest.created_at then text_since.text_since end as text_edited_at,
         -- measures
         coalesce(latest.like_count, 0) as like_count,
         -- lineage
@@ -140,6 +178,8 @@ final as (
         on
             latest.topic_id = parent.topic_id
             and latest.reply_to_post_number = parent.post_number
+    left join text_since
+        on latest.post_id = text_since.post_id
 
 )
 
