@@ -48,11 +48,6 @@ def prepare_warehouse() -> str:
 
         ensure_scores_table(wh)
         ensure_privacy_tables(wh)
-        # The tier history dbt reads for hysteresis (int_customers__tiered) exists before the first build.
-        from crm_pipeline import tier_history
-
-        wh.execute("create schema if not exists marts")
-        tier_history.ensure_tables(wh)
         if settings().bi_role:  # roles are cluster-wide: created only when asked for
             from crm_pipeline.bi_access import ensure_bi_role
 

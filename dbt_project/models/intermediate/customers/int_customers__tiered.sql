@@ -2,14 +2,9 @@
     or their province when the city has fewer than var('circle_min_size')
     scored customers, or the whole country when the province is also too
     small. circle_percentile is the share of the circle ranked strictly
-    below on rfm_total (ties share it). qualified_tier is the highest tier in
+    below on rfm_total (ties share it). community_tier is the highest tier in
     the community_tiers seed whose every threshold the customer meets; people
-    with no counted order are prospects. community_tier adds hysteresis: a
-    person whose published tier on the day before (marts.
-    dim_customer_tier_history) was higher keeps the highest tier up to it
-    whose orders they still have and whose keep_min_circle_percentile they
-    still reach. Tier history is replayed day by day, so a backfill in order
-    rebuilds it from the orders. -#}
+    with no counted order are prospects. -#}
 with
 
 persons as (
@@ -30,39 +25,15 @@ tiers as (
 
 ),
 
-tier_history as (
-
-    select * from {{ source('published', 'dim_customer_tier_history') }}
-
-),
-
-previous_tiers as (
-
-    {#- The tier each person held on the day before the as-of day. -#}
-    select
-        tier_history.customer_key,
-        tiers.tier_rank
-    from tier_history
-    inner join tiers
-        on tier_history.community_tier = tiers.tier
-    where
-        tier_history.valid_from <= {{ as_of_date() }} - 1
-        and (tier_history.valid_to is null or tier_history.valid_to > {{ as_of_date() }} - 1)
-
-),
-
 located as (
 
     select
         scored.*,
         coalesce(persons.province, 'unknown') as province,
-        coalesce(persons.city, persons.province, 'unknown') as city,
-        previous_tiers.tier_rank as previous_tier_rank
+        coalesce(persons.city, persons.province, 'unknown') as city
     from scored
     left join persons
         on scored.person_id = persons.person_id
-    left join previous_tiers
-        on persons.customer_key = previous_tiers.customer_key
 
 ),
 
@@ -139,18 +110,12 @@ tier_matches as (
 
     select
         graded.person_id,
-        max(case
-            when graded.circle_percentile >= tiers.min_circle_percentile then tiers.tier_rank
-        end) as qualified_rank,
-        max(case
-            when
-                tiers.tier_rank <= graded.previous_tier_rank
-                and graded.circle_percentile >= tiers.keep_min_circle_percentile
-                then tiers.tier_rank
-        end) as kept_rank
+        max(tiers.tier_rank) as tier_rank
     from graded
     inner join tiers
-        on graded.frequency_orders >= tiers.min_frequency_orders
+        on
+            graded.frequency_orders >= tiers.min_frequency_orders
+            and graded.circle_percentile >= tiers.min_circle_percentile
     group by graded.person_id
 
 ),
@@ -159,16 +124,12 @@ final as (
 
     select
         graded.*,
-        qualified.tier as qualified_tier,
-        tiers.tier as community_tier,
-        coalesce(tier_matches.kept_rank, 0) > tier_matches.qualified_rank as is_tier_kept
+        tiers.tier as community_tier
     from graded
     inner join tier_matches
         on graded.person_id = tier_matches.person_id
     inner join tiers
-        on greatest(tier_matches.qualified_rank, coalesce(tier_matches.kept_rank, 0)) = tiers.tier_rank
-    inner join tiers as qualified
-        on tier_matches.qualified_rank = qualified.tier_rank
+        on tier_matches.tier_rank = tiers.tier_rank
 
 )
 

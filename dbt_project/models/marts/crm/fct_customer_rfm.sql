@@ -32,8 +32,6 @@ final as (
         -- segment and tier
         tiered.rfm_segment,
         tiered.community_tier,
-        tiered.qualified_tier,
-        tiered.is_tier_kept,
         -- region circle
         case when tiered.province = 'unknown' then null else tiered.province end as province,
         case when tiered.city = 'unknown' then null else tiered.city end as city,
