@@ -33,8 +33,7 @@ from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 
 pytestmark = pytest.mark.e2e
-# Today: the transform waits for the day's sources until 06:00 tomorrow (a past day's cut-off has passed).
-END = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+TZ = ZoneInfo("Asia/Shanghai")
 EXTRACTS = ["crm_extract_shop", "crm_extract_forum", "crm_extract_chat", "crm_extract_events"]
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
@@ -133,17 +132,44 @@ def _wait_for_transforms(metadata_db: str, at_least: int, timeout: float, logs) 
     pytest.fail(f"crm_transform runs did not finish: {runs}\n" + (logs / "worker.log").read_text()[-4000:])
 
 
-def _publishes(url: str) -> list[str]:
+def day_and_logical_dates(now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
+    """The local day the test runs (the day of ten minutes ago) and two logical dates on it, a minute apart
+    and both past (a future one is refused): the extracts' and the late chat export's. Taken once, when the
+    test starts, so a run that crosses local midnight (16:00 UTC) still names one day throughout. The
+    transform waits for that day's sources until 06:00 the next day, so neither cut-off has passed."""
+    day = (now - dt.timedelta(minutes=10)).astimezone(TZ).date()
+    last_minute = dt.datetime.combine(day, dt.time(23, 58), TZ).astimezone(dt.UTC)
+    first = min(now - dt.timedelta(minutes=3), last_minute)
+    return day, first, first + dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "day"),
+    [
+        ("2026-12-04T08:00:00+00:00", "2026-12-04"),  # 16:00 local
+        ("2026-12-04T16:02:00+00:00", "2026-12-04"),  # 00:02 local, the next day: still the day before
+        ("2026-12-04T16:30:00+00:00", "2026-12-05"),
+    ],
+)
+def test_the_logical_dates_fall_on_one_local_day_in_the_past(now, day):
+    now = dt.datetime.fromisoformat(now)
+    got, first, late = day_and_logical_dates(now)
+    assert str(got) == day
+    assert first < late < now and {first.astimezone(TZ).date(), late.astimezone(TZ).date()} == {got}
+
+
+def _publishes(url: str, day: dt.date) -> list[str]:
     with Warehouse.from_url(url) as wh:
         rows = wh.fetchall(
             "select run_id from audit.publishes where as_of_date = %s group by run_id order by min(published_at)",
-            (END,),
+            (day,),
         )
     return [r[0] for r in rows]
 
 
 def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
-    generate(tmp_path / "landing", tmp_path / "truth", customers=150, seed=9, end_date=END)
+    end, logical_at, late_at = day_and_logical_dates(dt.datetime.now(dt.UTC))
+    generate(tmp_path / "landing", tmp_path / "truth", customers=150, seed=9, end_date=end)
     port = _free_port()
     redis_db = 7
     env = _env(tmp_path, metadata_db, pg_url, port, redis_db)
@@ -186,9 +212,7 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
                 "the dag-processor did not register the DAGs:\n" + (logs / "dag-processor.log").read_text()[-3000:]
             )
 
-        # A logical date just past (a future one is refused): its local day is END.
-        logical = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)).isoformat()
-        assert dt.datetime.fromisoformat(logical).astimezone(ZoneInfo("Asia/Shanghai")).date() == END
+        logical = logical_at.isoformat()
         _cli(env, "dags", "unpause", "^crm_", "--treat-dag-id-as-regex", "--yes")
         assert {r[0] for r in _meta(metadata_db, "select dag_id from dag where not is_paused")} == wanted
 
@@ -205,29 +229,28 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         time.sleep(15)  # three pokes of wait_for_sources
         first = _runs(metadata_db, "crm_transform")
         assert len(first) == 1 and set(first.values()) <= {"queued", "running"}, first
-        assert _publishes(pg_url) == []  # no half-day publish
+        assert _publishes(pg_url, end) == []  # no half-day publish
         for dag_id in EXTRACTS[1:]:
             trigger(dag_id, f"scaleout__{dag_id}")
         runs = _wait_for_transforms(metadata_db, 2, 900, logs)
         assert set(runs.values()) == {"success"}, runs
         # One publish of the day, by the first run; the runs the other sources' events queued published nothing.
-        assert _publishes(pg_url) == [next(iter(first))]
+        assert _publishes(pg_url, end) == [next(iter(first))]
 
         # A late source: a chat export lands after the publish, and its extract re-publishes the day.
         with Warehouse.from_url(pg_url) as wh:
             (group, sender) = wh.fetchone("select min(group_id), min(sender_id) from raw.chat_messages")
         (tmp_path / "landing" / "chat_messages" / "late.csv").write_text(
             "msg_id,group_id,sender_id,sent_at,msg_type,content\n"
-            f"LATE1,{group},{sender},{END} 23:00:00,text,晚到的消息\n",
+            f"LATE1,{group},{sender},{end} 23:00:00,text,晚到的消息\n",
             encoding="utf-8",
         )
         # A second run of the chat DAG for the same local day needs a logical date of its own.
-        late = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat()
-        assert dt.datetime.fromisoformat(late).astimezone(ZoneInfo("Asia/Shanghai")).date() == END
+        late = late_at.isoformat()
         trigger("crm_extract_chat", "scaleout__late_chat", late)
         runs = _wait_for_transforms(metadata_db, len(runs) + 1, 900, logs)
         assert set(runs.values()) == {"success"}, runs
-        assert len(_publishes(pg_url)) == 2
+        assert len(_publishes(pg_url, end)) == 2
         with Warehouse.from_url(pg_url) as wh:
             assert wh.fetchone("select count(*) from staging.stg_chat__messages where msg_id = 'LATE1'")[0] == 1
 
