@@ -142,3 +142,19 @@ def test_raw_suites_are_generated_from_the_load_specs():
     }
     assert enums == checked and len(enums) >= 4
     assert not list(checks.EXPECTATIONS_DIR.glob("raw.*.json"))
+
+
+def test_data_docs_templates_are_compiled_once_not_per_build(tmp_path, monkeypatch):
+    """GX makes a new jinja Environment per view: without the bytecode cache every build compiled ~50 templates."""
+    import jinja2
+
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    frame = pd.DataFrame({"customer_key": ["a" * 32], "rfm_segment": ["champions"]})
+    target = Target("marts.fct_customer_rfm", dataframe=frame, parameters={"min_rows": 0})
+    validate([target], dt.date(2026, 11, 22))  # compiles what the cache lacks
+    compiled = []
+    original = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile", lambda *a, **k: compiled.append(1) or original(*a, **k))
+    validation = validate([target], dt.date(2026, 11, 23))
+    assert validation.results and list((tmp_path / "reports" / "2026-11-23").rglob("*.html"))
+    assert compiled == []

@@ -96,9 +96,37 @@ def reports_dir(run_date: dt.date) -> Path:
     return settings().reports_dir / run_date.isoformat()
 
 
+def _keep_data_docs_templates_compiled() -> None:
+    """Give GX's Data Docs views jinja's bytecode cache (once per process).
+
+    GX builds a new jinja Environment for every view it renders, so each
+    Data Docs build compiled its ~50 templates again: 1.1 s of a 1.8 s
+    validation of a small batch, five times a run. jinja's file cache keys
+    each compiled template by its name and the checksum of its source (a
+    changed template is compiled again) and writes it atomically, in a
+    directory of this user's under the temp dir, so every process after the
+    first loads them compiled.
+    """
+    from great_expectations.render.view import view
+    from jinja2 import FileSystemBytecodeCache
+
+    if getattr(view.DefaultJinjaView, "_crm_bytecode_cache", None):
+        return
+    cache = FileSystemBytecodeCache()
+    original_init = view.DefaultJinjaView.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.env.bytecode_cache = cache
+
+    view.DefaultJinjaView.__init__ = init
+    view.DefaultJinjaView._crm_bytecode_cache = cache
+
+
 def _context(report_dir: Path):
     import great_expectations as gx
 
+    _keep_data_docs_templates_compiled()
     warnings.filterwarnings("ignore", module="great_expectations")
     ctx = gx.get_context(mode="ephemeral")
     try:
