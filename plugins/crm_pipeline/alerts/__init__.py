@@ -11,9 +11,11 @@ row value, text, phone number or email.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crm_pipeline.alerts.channels import Channel, Message, configured
@@ -85,9 +87,9 @@ def task_problem(dag_id: str, task_id: str, run_id: str, run_date: str | None, e
     )
 
 
-def _send(channels: list[Channel], msg: Message, outcome: Outcome) -> list[str]:
+def _send(channels: Callable[[], list[Channel]], msg: Message, outcome: Outcome) -> list[str]:
     sent = []
-    for ch in channels:
+    for ch in channels():
         try:
             ch.send(msg)
             sent.append(ch.name)
@@ -105,7 +107,9 @@ def reconcile(
     `scope` is a fingerprint prefix: the problems this evaluation could have
     seen (e.g. `check:raw.orders.` for one entity's suites).
     """
-    channels = configured() if channels is None else channels
+    # The channels are looked up only when a message goes out: each lookup asks Airflow for five
+    # connections, and most evaluations (every task's success) find nothing new to say.
+    channels_now = functools.cache(configured) if channels is None else lambda: channels
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     outcome = Outcome()
     open_rows = {
@@ -128,7 +132,7 @@ def reconcile(
             )
             outcome.repeated.append(p.fingerprint)
             continue
-        sent = _send(channels, Message(p.title, "firing", p.severity, p.fields), outcome)
+        sent = _send(channels_now, Message(p.title, "firing", p.severity, p.fields), outcome)
         wh.execute(
             "insert into audit.alerts (fingerprint, status, severity, title, dag_id, opened_at, last_seen_at, "
             "times_seen, channels) values (%s, 'open', %s, %s, %s, %s, %s, 1, %s)",
@@ -141,7 +145,7 @@ def reconcile(
                 "select title, severity, dag_id from audit.alerts where fingerprint = %s and status = 'open'", (fp,)
             )
             _send(
-                channels,
+                channels_now,
                 Message(title, "resolved", severity, {"dag_id": dag_id, "resolved_at": now.isoformat()}),
                 outcome,
             )

@@ -178,3 +178,23 @@ def test_channels_come_from_the_environment(monkeypatch):
     }
     assert got["DingTalkChannel"].secret == "s1" and got["FeishuChannel"].secret is None
     assert got["EmailChannel"].to == ["a@localhost", "b@localhost"]
+
+
+def test_channels_are_looked_up_only_when_a_message_goes_out(warehouse_url, monkeypatch):
+    """Every task's success reconciles its alert scope; a lookup asks Airflow for five connections."""
+    import crm_pipeline.alerts as alerts
+
+    lookups = []
+    monkeypatch.setattr(alerts, "configured", lambda: lookups.append(1) or [])
+    first = task_problem("crm_extract_shop", "load_files", "r1", "2026-11-22", "boom")
+    second = task_problem("crm_extract_shop", "check_raw", "r1", "2026-11-22", "boom")
+    with Warehouse.from_url(warehouse_url) as wh:
+        ensure_tables(wh, [])
+        reconcile(wh, "task:", [])  # nothing open, nothing new: nothing to send
+        assert lookups == []
+        reconcile(wh, "task:", [first, second])  # two new alerts: one lookup
+        assert len(lookups) == 1
+        reconcile(wh, "task:", [first, second])  # both known: quiet
+        assert len(lookups) == 1
+        outcome = reconcile(wh, "task:", [first])  # one resolved
+    assert len(lookups) == 2 and outcome.resolved == [second.fingerprint]
