@@ -221,11 +221,13 @@ def ensure_tables(wh: Warehouse, entities: Iterable[str] | None = None) -> None:
     # Runs of several DAGs may start at once: on PostgreSQL, check-then-create must not race.
     with wh.session_lock("crm:ddl"):
         ensure_schemas(wh)
+        known = wh.columns_by_table("audit", "raw")
         for name, cols in AUDIT_DDL.items():
-            wh.create_table(f"audit.{name}", cols)
+            wh.create_table(f"audit.{name}", cols, known.get(f"audit.{name}", []))
         for entity in entities or SPECS:
             spec = SPECS[entity]
-            wh.create_table(f"raw.{entity}", [(f.name, f.type) for f in spec.fields] + LINEAGE)
+            fields = [(f.name, f.type) for f in spec.fields] + LINEAGE
+            wh.create_table(f"raw.{entity}", fields, known.get(f"raw.{entity}", []))
 
 
 def write_pseudonym_key(wh: Warehouse, secret: str) -> None:

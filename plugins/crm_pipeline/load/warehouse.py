@@ -232,15 +232,29 @@ class Warehouse:
     def type_sql(self, type_name: str) -> str:
         return TYPE_SQL[self.kind][type_name]
 
-    def create_table(self, qualified: str, columns: list[tuple[str, str]]) -> None:
+    def columns_by_table(self, *schemas: str) -> dict[str, list[str]]:
+        """`schema.table` -> its columns in order, for every relation of these schemas, in one query."""
+        marks = ", ".join(["%s"] * len(schemas))
+        out: dict[str, list[str]] = {}
+        for schema, table, column in self.fetchall(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            f"where table_schema in ({marks}) order by table_schema, table_name, ordinal_position",
+            schemas,
+        ):
+            out.setdefault(f"{schema}.{table}", []).append(column)
+        return out
+
+    def create_table(self, qualified: str, columns: list[tuple[str, str]], existing: list[str] | None = None) -> None:
         """The one way the pipeline makes a table: `columns` are (name, type) with the types of TYPE_SQL.
-        A table that exists gets the columns it lacks (a column added to the contract later)."""
+        A table that exists gets the columns it lacks (a column added to the contract later). `existing`:
+        the table's columns as columns_by_table found them ([] for none), when the caller looked already."""
         schema, table = qualified.split(".")
-        if not self.table_exists(schema, table):
+        existing = self.columns(schema, table) if existing is None else existing
+        if not existing:  # a relation has at least one column: no columns, no table
             cols = ", ".join(f'"{n}" {self.type_sql(t)}' for n, t in columns)
             self.execute(f"create table if not exists {qualified} ({cols})")
             return
-        existing = set(self.columns(schema, table))
+        existing = set(existing)
         for n, t in columns:
             if n not in existing:
                 self.execute(f'alter table {qualified} add column "{n}" {self.type_sql(t)}')

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_pipeline.load.loader import load_landing
+from crm_pipeline.load.loader import ensure_tables, load_landing
+from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -284,3 +285,17 @@ def test_a_later_file_is_loaded_later_however_long_each_takes_to_prepare(crm_env
     assert [s for s, _, _ in stamps] == ["orders/a.csv", "orders/b.csv", "orders/c.csv"]
     assert stamps[0][2] < stamps[1][1] and stamps[1][2] < stamps[2][1]
     assert [t for _, t in loaded] == [lo for _, lo, _ in stamps]
+
+
+def test_tables_are_created_or_given_their_missing_columns_from_one_catalog_read(crm_env):
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        ensure_tables(wh, ["orders"])
+        known = wh.columns_by_table("audit", "raw")
+        assert known["raw.orders"] == wh.columns("raw", "orders")  # in order
+        assert known["raw.orders"][: len(SPECS["orders"].fields)] == [f.name for f in SPECS["orders"].fields]
+        assert "raw.customers" not in known and "audit.load_batches" in known
+        wh.execute("alter table raw.orders drop column _extra")
+        wh.execute("drop table audit.quarantine")
+        ensure_tables(wh, ["orders"])  # the dropped column comes back, last; the dropped table too
+        assert wh.columns("raw", "orders") == [c for c in known["raw.orders"] if c != "_extra"] + ["_extra"]
+        assert wh.columns("audit", "quarantine") == known["audit.quarantine"]
