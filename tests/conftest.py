@@ -47,15 +47,16 @@ def airflow_db() -> Path:
 
 
 @contextlib.contextmanager
-def pg_database(prefix: str = "crm_test"):
-    """A throwaway PostgreSQL database; yields its URL and drops it afterwards."""
+def pg_database(prefix: str = "crm_test", template: str | None = None):
+    """A throwaway PostgreSQL database (a copy of `template` when given: nobody may be connected to
+    it); yields its URL and drops it afterwards."""
     import psycopg2
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(**PG)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
+        cur.execute(f"create database {name}" + (f' template "{template}"' if template else ""))
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import threading
 from pathlib import Path
 from unittest import mock
 
-from conftest import REPO, SECRET
-from crm_pipeline.load.warehouse import Warehouse
+from conftest import REPO, SECRET, pg_database
+from crm_pipeline.load.warehouse import Warehouse, parse_url
 from crm_pipeline.quality.gate import MARTS
 
 END = dt.date(2026, 11, 22)  # the sample's last day, and a run's as-of day unless a test says another
@@ -135,3 +136,31 @@ def checksums(url: str) -> dict[str, str]:
             )
             out[mart] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
     return out
+
+
+@contextlib.contextmanager
+def new_warehouse(engine: str, tmp: Path):
+    """An empty warehouse of this engine: a DuckDB file in `tmp`, or a throwaway PostgreSQL database."""
+    if engine == "duckdb":
+        yield f"duckdb:///{tmp}/warehouse.duckdb"
+    else:
+        with pg_database() as url:
+            yield url
+
+
+@contextlib.contextmanager
+def clone_warehouse(url: str, tmp: Path):
+    """A copy of a warehouse nobody is connected to, e.g. after a clean run that several drills start
+    from: the DuckDB file (and its WAL) copied into `tmp`, or a PostgreSQL database made from it as a
+    template. Raw, staging, marts, audit and the publish history come along; dbt's artifacts do not
+    (the copy's first build parses the project, as a new warehouse's does)."""
+    target = parse_url(url)
+    if target.kind == "duckdb":
+        copy = Path(tmp) / target.path.name
+        for suffix in ("", ".wal"):
+            if Path(f"{target.path}{suffix}").exists():
+                shutil.copy(f"{target.path}{suffix}", f"{copy}{suffix}")
+        yield f"duckdb:///{copy}"
+    else:
+        with pg_database(template=target.database) as copy:
+            yield copy

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import pytest
 
 from alert_receivers import HttpReceiver
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.helpers import checksums, pipeline_env, run_main
+from e2e.helpers import checksums, clone_warehouse, new_warehouse, pipeline_env, run_main
 
 pytestmark = pytest.mark.e2e
 END = dt.date(2026, 11, 22)
@@ -36,27 +37,42 @@ def receiver():
     r.close()
 
 
-@pytest.fixture
-def drill_env(crm_env, airflow_db, receiver):
-    generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=150, seed=3, end_date=END)
-    env = pipeline_env(crm_env, airflow_db)
-    env.update(
-        CRM_ALERT_WEBHOOK_URL=receiver.url + "/hook",
-        CRM_TASK_RETRIES="2",
-        CRM_RETRY_DELAY_SECONDS="1",
-        CRM_REPORTS_DIR=str(crm_env["tmp"] / "reports"),
-    )
-    proc = run_main(env, END)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Quality checks this run date" in proc.stdout
-    # The sample's only finding is a warning (a family registering twice for an event with one phone).
-    assert {r["body"]["severity"] for r in receiver.requests} <= {"warning"}
-    receiver.requests.clear()
+def _alerting_env(landing, url, tmp, airflow_db, receiver) -> dict:
+    env = pipeline_env({"landing": landing, "url": url, "tmp": tmp}, airflow_db)
+    env.update(CRM_ALERT_WEBHOOK_URL=receiver.url + "/hook", CRM_TASK_RETRIES="2", CRM_RETRY_DELAY_SECONDS="1")
     return env
 
 
-def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill_env, receiver):
-    url, landing = crm_env["url"], crm_env["landing"]
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def base(request, tmp_path_factory, airflow_db):
+    """One clean run of the sample per engine, alerting to a real local webhook: every drill here
+    starts from a copy of it."""
+    tmp = tmp_path_factory.mktemp(f"base-{request.param}")
+    generate(tmp / "landing", tmp / "truth", customers=150, seed=3, end_date=END)
+    receiver = HttpReceiver()
+    try:
+        with new_warehouse(request.param, tmp) as url:
+            proc = run_main(_alerting_env(tmp / "landing", url, tmp, airflow_db, receiver), END)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            assert "Quality checks this run date" in proc.stdout
+            # The sample's only finding is a warning (a family registering twice for an event with one phone).
+            assert receiver.requests and {r["body"]["severity"] for r in receiver.requests} == {"warning"}
+            yield {"url": url, "landing": tmp / "landing"}
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def drill(base, tmp_path, airflow_db, receiver):
+    """A copy of the base run's warehouse and landing files; alerts go to this test's receiver."""
+    landing = tmp_path / "landing"
+    shutil.copytree(base["landing"], landing)
+    with clone_warehouse(base["url"], tmp_path) as url:
+        yield {"url": url, "landing": landing, "env": _alerting_env(landing, url, tmp_path, airflow_db, receiver)}
+
+
+def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(drill, receiver):
+    url, landing, drill_env = drill["url"], drill["landing"], drill["env"]
     before = checksums(url)
     with Warehouse.from_url(url) as wh:
         (sender,) = wh.fetchone(
@@ -137,8 +153,8 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(crm_env, drill
         assert wh.fetchone("select count(*) from staging.stg_shop__orders where order_id in ('X1', 'X3')")[0] == 2
 
 
-def test_a_pii_looking_value_in_a_mart_publishes_nothing(crm_env, drill_env, receiver):
-    url, landing = crm_env["url"], crm_env["landing"]
+def test_a_pii_looking_value_in_a_mart_publishes_nothing(drill, receiver):
+    url, landing, drill_env = drill["url"], drill["landing"], drill["env"]
     before = checksums(url)
     (landing / "customers" / "customers_crm_import.csv").write_text(
         "customer_id,registered_at,province,city\nC900001,2026-11-01 09:00:00,广东 13812345678,深圳市\n",
