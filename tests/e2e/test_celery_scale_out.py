@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -68,6 +71,8 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
         AIRFLOW__API_AUTH__JWT_SECRET="test-secret-not-for-production",
+        # The test drives the public API without logging in (a CLI process per call cost about 4 s of a core).
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
@@ -91,6 +96,29 @@ def _cli(env, *args, timeout=120) -> str:
     proc = subprocess.run([*AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
+
+
+def _api(port: int, method: str, path: str, body: dict | None = None):
+    """One call to the api-server's public REST API (v2)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v2{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        pytest.fail(f"{method} {path}: HTTP {exc.code} {exc.read()[:2000]!r}")
+
+
+def _api_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def _meta(metadata_db: str, sql: str, args: tuple = ()) -> list[tuple]:
@@ -200,24 +228,28 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
                     ),
                 )
             )
-        # The dag-processor parses the DAGs into the metadata DB.
+        # The dag-processor parses the DAGs into the metadata DB; the api-server answers.
         deadline = time.monotonic() + 180
         wanted = {*EXTRACTS, "crm_transform"}
         while time.monotonic() < deadline:
-            if wanted <= {r[0] for r in _meta(metadata_db, "select dag_id from dag where is_stale is not true")}:
+            registered = {r[0] for r in _meta(metadata_db, "select dag_id from dag where is_stale is not true")}
+            if wanted <= registered and _api_up(port):
                 break
             time.sleep(2)
         else:
             pytest.fail(
-                "the dag-processor did not register the DAGs:\n" + (logs / "dag-processor.log").read_text()[-3000:]
+                "the dag-processor did not register the DAGs, or the api-server is not up:\n"
+                + (logs / "dag-processor.log").read_text()[-3000:]
+                + (logs / "api-server.log").read_text()[-3000:]
             )
 
         logical = logical_at.isoformat()
-        _cli(env, "dags", "unpause", "^crm_", "--treat-dag-id-as-regex", "--yes")
+        for dag_id in sorted(wanted):
+            _api(port, "PATCH", f"/dags/{dag_id}", {"is_paused": False})
         assert {r[0] for r in _meta(metadata_db, "select dag_id from dag where not is_paused")} == wanted
 
         def trigger(dag_id: str, run_id: str, at: str = logical) -> None:
-            _cli(env, "dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", at)
+            _api(port, "POST", f"/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": at})
             state = _wait_for_run(metadata_db, dag_id, run_id, timeout=600)
             assert state == "success", f"{dag_id}: {state}\n" + (logs / "worker.log").read_text()[-4000:]
 
