@@ -27,33 +27,17 @@ tiers as (
 
 ),
 
-lowest_rank as (
-
-    select min(tier_rank) as tier_rank from tiers
-
-),
-
-lowest_tier as (
-
-    select tiers.tier
-    from tiers
-    inner join lowest_rank
-        on tiers.tier_rank = lowest_rank.tier_rank
-
-),
-
 written as (
 
     select
         activities.person_id,
         activities.activity_type,
-        coalesce(tiered.community_tier, lowest_tier.tier) as community_tier,
+        coalesce(tiered.community_tier, {{ lowest_tier() }}) as community_tier,
         cast(extract(isodow from {{ local_ts('activities.activity_at') }}) as integer) as weekday,
         cast(extract(hour from {{ local_ts('activities.activity_at') }}) as integer) as hour_of_day
     from activities
     inner join persons
         on activities.person_id = persons.person_id
-    cross join lowest_tier
     left join tiered
         on activities.person_id = tiered.person_id
     where

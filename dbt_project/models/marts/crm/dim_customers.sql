@@ -23,21 +23,6 @@ tiers as (
 
 ),
 
-lowest_rank as (
-
-    select min(tier_rank) as tier_rank from tiers
-
-),
-
-lowest_tier as (
-
-    select tiers.tier
-    from tiers
-    inner join lowest_rank
-        on tiers.tier_rank = lowest_rank.tier_rank
-
-),
-
 final as (
 
     select
@@ -51,7 +36,7 @@ final as (
         persons.is_forum_member,
         persons.is_chat_member,
         persons.is_staff,
-        coalesce(tiered.community_tier, lowest_tier.tier) as community_tier,
+        coalesce(tiered.community_tier, {{ lowest_tier() }}) as community_tier,
         -- timestamps
         persons.registered_at,
         tiered.first_order_at,
@@ -59,7 +44,6 @@ final as (
         {{ as_of_date() }} as as_of_date
 
     from persons
-    cross join lowest_tier
     left join tiered
         on persons.person_id = tiered.person_id
 
