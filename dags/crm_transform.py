@@ -103,7 +103,7 @@ def crm_transform():
             raise  # no node failed (e.g. the warehouse was unreachable): let Airflow retry
         return as_of
 
-    @task(outlets=[MARTS])
+    @task(outlets=[MARTS], multiple_outputs=False)
     def check_and_publish(as_of: str, dag_run=None) -> dict:
         """Write-audit-publish: GX suites on marts_build, then every mart to `marts` in one transaction."""
         from airflow.sdk.exceptions import AirflowFailException

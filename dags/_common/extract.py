@@ -37,7 +37,7 @@ def extract_dag(
 
             return load_entity_files(entity, resolve_as_of(params, logical_date))
 
-        @task
+        @task(multiple_outputs=False)
         def check_raw(*groups, params=None, logical_date=None, dag_run=None) -> dict:
             """The quality gate: GX suites on this run's batches; a critical failure holds the batch and fails here."""
             from airflow.sdk.exceptions import AirflowFailException
@@ -64,7 +64,7 @@ def extract_dag(
                 "failed_checks": checks["failed"],
             }
 
-        @task(outlets=[asset])
+        @task(outlets=[asset], multiple_outputs=False)
         def publish_raw(summary: dict) -> dict:
             return summary
 
@@ -74,7 +74,7 @@ def extract_dag(
         groups = [files]
         if sql_source:
 
-            @task(max_active_tis_per_dag=1)
+            @task(max_active_tis_per_dag=1, multiple_outputs=False)
             def extract_sql(entity: str, params=None, logical_date=None) -> dict:
                 from crm_pipeline.pipeline import extract_sql_entity, resolve_as_of
 
