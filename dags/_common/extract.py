@@ -1,4 +1,5 @@
-"""The shape every extract DAG shares: prepare, load each entity's file drops, extra extracts, publish the asset."""
+"""The shape every extract DAG shares: prepare, load each entity's file drops, extra extracts, then the
+quality gate, whose success publishes the asset."""
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ def extract_dag(
 
             return load_entity_files(entity, resolve_as_of(params, logical_date))
 
-        @task(multiple_outputs=False)
+        @task(outlets=[asset], multiple_outputs=False)
         def check_raw(*groups, params=None, logical_date=None, dag_run=None) -> dict:
-            """The quality gate: GX suites on this run's batches; a critical failure holds the batch and fails here."""
+            """The quality gate: GX suites on this run's batches; a critical failure holds the batch and fails here.
+            Its success emits the source's asset (the transform's trigger): a failed gate emits nothing."""
             from airflow.sdk.exceptions import AirflowFailException
 
             from crm_pipeline.pipeline import gate_raw, resolve_as_of
@@ -63,10 +65,6 @@ def extract_dag(
                 "checks": checks["checks"],
                 "failed_checks": checks["failed"],
             }
-
-        @task(outlets=[asset], multiple_outputs=False)
-        def publish_raw(summary: dict) -> dict:
-            return summary
 
         ready = prepare()
         files = load_files.expand(entity=entities)
@@ -100,6 +98,6 @@ def extract_dag(
             api = extract_api()
             ready >> api
             groups.append(api)
-        publish_raw(check_raw(*groups))
+        check_raw(*groups)
 
     return build()
