@@ -158,3 +158,20 @@ def test_data_docs_templates_are_compiled_once_not_per_build(tmp_path, monkeypat
     validation = validate([target], dt.date(2026, 11, 23))
     assert validation.results and list((tmp_path / "reports" / "2026-11-23").rglob("*.html"))
     assert compiled == []
+
+
+def test_without_a_private_temp_directory_validation_still_builds_its_report(tmp_path, monkeypatch):
+    import jinja2
+    from great_expectations.render.view import view
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Cannot determine safe temp directory.")
+
+    monkeypatch.setattr(jinja2, "FileSystemBytecodeCache", refuse)
+    monkeypatch.delattr(view.DefaultJinjaView, "_crm_bytecode_cache", raising=False)
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    frame = pd.DataFrame({"customer_key": ["a" * 32], "rfm_segment": ["champions"]})
+    validation = validate(
+        [Target("marts.fct_customer_rfm", dataframe=frame, parameters={"min_rows": 0})], dt.date(2026, 11, 22)
+    )
+    assert validation.results and list((tmp_path / "reports" / "2026-11-22").rglob("*.html"))

@@ -105,14 +105,19 @@ def _keep_data_docs_templates_compiled() -> None:
     each compiled template by its name and the checksum of its source (a
     changed template is compiled again) and writes it atomically, in a
     directory of this user's under the temp dir, so every process after the
-    first loads them compiled.
+    first loads them compiled. Without a private temp directory (a read-only
+    /tmp, or one whose cache folder another user owns) GX compiles them as before.
     """
     from great_expectations.render.view import view
     from jinja2 import FileSystemBytecodeCache
 
     if getattr(view.DefaultJinjaView, "_crm_bytecode_cache", None):
         return
-    cache = FileSystemBytecodeCache()
+    try:
+        cache = FileSystemBytecodeCache()
+    except (OSError, RuntimeError) as exc:  # jinja refuses a directory it cannot keep private
+        log.warning("Data Docs templates are compiled on every build: no bytecode cache (%s)", exc)
+        return
     original_init = view.DefaultJinjaView.__init__
 
     def init(self, *args, **kwargs):
