@@ -164,3 +164,14 @@ def clone_warehouse(url: str, tmp: Path):
     else:
         with pg_database(template=target.database) as copy:
             yield copy
+
+
+@contextlib.contextmanager
+def copy_of_run(landing: Path, url: str, tmp: Path, fresh_engine: str | None = None):
+    """A drill's own copy of a run: its landing files copied into `tmp/landing`, and a copy of its warehouse
+    (clone_warehouse), or with `fresh_engine` an empty warehouse of that engine. Yields (landing, url)."""
+    copy = Path(tmp) / "landing"
+    shutil.copytree(landing, copy)
+    warehouse = new_warehouse(fresh_engine, tmp) if fresh_engine else clone_warehouse(url, tmp)
+    with warehouse as copy_url:
+        yield copy, copy_url

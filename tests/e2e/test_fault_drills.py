@@ -22,7 +22,7 @@ from conftest import REPO
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.helpers import checksums, clone_warehouse, new_warehouse, pipeline_env, run_main, run_python
+from e2e.helpers import checksums, copy_of_run, new_warehouse, pipeline_env, run_main, run_python
 
 pytestmark = pytest.mark.e2e
 SH = ZoneInfo("Asia/Shanghai")
@@ -124,10 +124,9 @@ def reference(request, tmp_path_factory, airflow_db):
         }
 
 
-def _over_reference_landing(reference, tmp_path, airflow_db, warehouse):
-    landing = tmp_path / "landing"
-    shutil.copytree(reference["landing"], landing)
-    with warehouse as url:
+def _over_reference_landing(reference, tmp_path, airflow_db, fresh: bool):
+    engine = reference["engine"] if fresh else None
+    with copy_of_run(reference["landing"], reference["url"], tmp_path, engine) as (landing, url):
         env = pipeline_env({"landing": landing, "url": url, "tmp": tmp_path}, airflow_db)
         yield {"url": url, "landing": landing, "env": env, "tmp": tmp_path}
 
@@ -135,13 +134,13 @@ def _over_reference_landing(reference, tmp_path, airflow_db, warehouse):
 @pytest.fixture
 def drill(reference, tmp_path, airflow_db):
     """A fresh warehouse of the reference's engine, over a copy of the reference's landing files."""
-    yield from _over_reference_landing(reference, tmp_path, airflow_db, new_warehouse(reference["engine"], tmp_path))
+    yield from _over_reference_landing(reference, tmp_path, airflow_db, fresh=True)
 
 
 @pytest.fixture
 def after_reference(reference, tmp_path, airflow_db):
     """A copy of the reference's warehouse and landing files: a drill that starts after a clean run."""
-    yield from _over_reference_landing(reference, tmp_path, airflow_db, clone_warehouse(reference["url"], tmp_path))
+    yield from _over_reference_landing(reference, tmp_path, airflow_db, fresh=False)
 
 
 def test_drill_1_a_load_killed_after_its_first_commit_reruns_to_a_clean_result(reference, drill):

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 
 import pytest
 
 from alert_receivers import HttpReceiver
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.helpers import checksums, clone_warehouse, new_warehouse, pipeline_env, run_main
+from e2e.helpers import checksums, copy_of_run, new_warehouse, pipeline_env, run_main
 
 pytestmark = pytest.mark.e2e
 END = dt.date(2026, 11, 22)
@@ -65,9 +64,7 @@ def base(request, tmp_path_factory, airflow_db):
 @pytest.fixture
 def drill(base, tmp_path, airflow_db, receiver):
     """A copy of the base run's warehouse and landing files; alerts go to this test's receiver."""
-    landing = tmp_path / "landing"
-    shutil.copytree(base["landing"], landing)
-    with clone_warehouse(base["url"], tmp_path) as url:
+    with copy_of_run(base["landing"], base["url"], tmp_path) as (landing, url):
         yield {"url": url, "landing": landing, "env": _alerting_env(landing, url, tmp_path, airflow_db, receiver)}
 
 
