@@ -1,23 +1,24 @@
-"""Community tier history, kept across runs: `marts.dim_customer_tier_history` and `marts.fct_tier_changes`.
+"""Community tier history: `marts.fct_tier_changes` and `marts.dim_customer_tier_history`.
 
-After each publish, the tiers in `marts.dim_customers` are compared with the
-current history rows. A person whose tier changed gets their current row
-closed (`valid_to` = the as-of day, exclusive) and a new current row from that
-day, plus an event row (from_tier -> to_tier). A person new to the marts gets
-a first row and an event from null; a person gone from the marts has their row
-closed. Running again with no change adds nothing. History only moves
-forward: a run for a day before the latest change recorded leaves it alone
-(the marts of a backfilled day are still published).
+A person's tier on a day is a function of the orders up to that day
+(`int_customers__tiered`: qualified, then held through the seed's grace), and
+`marts.dim_customers` carries both the as-of day's tier and the day before's
+(`previous_tier`). So a publish for day D knows D's changes exactly: every
+person whose two tiers differ. They replace whatever D's changes were before,
+and the history (one row per held tier, valid from one change to the next) is
+rebuilt from all the changes. A day run twice, or days run out of order or at
+once, give the same history as the days run in order; a past day's changes are
+(re)built by running that day (`make backfill`). A day never run has no
+changes recorded: the next change row's `from_tier` then shows where the person
+stood the day before it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from crm_pipeline.load.warehouse import Warehouse
 
-log = logging.getLogger(__name__)
 HISTORY = "marts.dim_customer_tier_history"
 CHANGES = "marts.fct_tier_changes"
 
@@ -38,54 +39,29 @@ def _count(wh: Warehouse, table: str) -> int:
 
 
 def update(wh: Warehouse, as_of: dt.date) -> dict:
-    """Apply the published tiers as of `as_of` (set-based SQL; call inside the publish transaction)."""
+    """Record `as_of`'s tier changes from the published marts and rebuild the history (call inside the publish)."""
     ensure_tables(wh)
-    latest = wh.fetchone(f"select max(valid_from) from {HISTORY}")[0]
-    if latest is not None and as_of < latest:
-        log.info("tier history not updated: %s is before the latest recorded change %s", as_of, latest)
-        return {"skipped": True, "rows_added": 0, "changes_added": 0}
-    rows0, changes0 = _count(wh, HISTORY), _count(wh, CHANGES)
-    same = "h.customer_key = d.customer_key"
-    # A rerun of the same day that corrects a tier: fix today's row and event in place.
+    # Before tiers had a grace period, a person's first appearance was an event from null: not a change.
+    wh.execute(f"delete from {CHANGES} where change_date = %s or from_tier is null", (as_of,))
     wh.execute(
-        f"update {HISTORY} as h set community_tier = d.community_tier from marts.dim_customers as d "
-        f"where {same} and h.is_current and h.valid_from = %s and h.community_tier != d.community_tier",
+        f"insert into {CHANGES} select customer_key, %s, previous_tier, community_tier from marts.dim_customers "
+        "where previous_tier != community_tier",
         (as_of,),
     )
+    changes = wh.fetchone(f"select count(*) from {CHANGES} where change_date = %s", (as_of,))[0]
+    # Each change opens a row that the person's next change closes; before the first, the tier it left, since
+    # before the recorded history (valid_from null).
+    wh.execute(f"delete from {HISTORY}")
     wh.execute(
-        f"update {CHANGES} as h set to_tier = d.community_tier from marts.dim_customers as d "
-        f"where {same} and h.change_date = %s and h.to_tier != d.community_tier",
-        (as_of,),
+        f"insert into {HISTORY} "
+        "select customer_key, to_tier, change_date, next_change, next_change is null from ("
+        "  select customer_key, to_tier, change_date, "
+        "    lead(change_date) over (partition by customer_key order by change_date) as next_change "
+        f"  from {CHANGES}) as c "
+        "union all "
+        "select customer_key, from_tier, null, change_date, false from ("
+        "  select customer_key, from_tier, change_date, "
+        "    row_number() over (partition by customer_key order by change_date) as nth "
+        f"  from {CHANGES}) as c where nth = 1"
     )
-    # Changed tier: an event, then the old row closes.
-    wh.execute(
-        f"insert into {CHANGES} select h.customer_key, %s, h.community_tier, d.community_tier "
-        f"from {HISTORY} as h inner join marts.dim_customers as d on {same} "
-        "where h.is_current and h.valid_from < %s and d.community_tier != h.community_tier",
-        (as_of, as_of),
-    )
-    wh.execute(
-        f"update {HISTORY} as h set valid_to = %s, is_current = false "
-        "where h.is_current and h.valid_from < %s and not exists ("
-        "select 1 from marts.dim_customers as d "
-        f"where {same} and d.community_tier = h.community_tier)",
-        (as_of, as_of),
-    )
-    # First appearance: an event from nothing.
-    wh.execute(
-        f"insert into {CHANGES} select d.customer_key, %s, null, d.community_tier from marts.dim_customers as d "
-        f"where not exists (select 1 from {HISTORY} as h where {same} and h.is_current) "
-        f"and not exists (select 1 from {CHANGES} as h where {same} and h.change_date = %s)",
-        (as_of, as_of),
-    )
-    # Everyone without a current row gets one from today.
-    wh.execute(
-        f"insert into {HISTORY} select d.customer_key, d.community_tier, %s, null, true "
-        f"from marts.dim_customers as d where not exists (select 1 from {HISTORY} as h where {same} and h.is_current)",
-        (as_of,),
-    )
-    return {
-        "skipped": False,
-        "rows_added": _count(wh, HISTORY) - rows0,
-        "changes_added": _count(wh, CHANGES) - changes0,
-    }
+    return {"changes": changes, "history_rows": _count(wh, HISTORY)}

@@ -37,6 +37,9 @@ final as (
         persons.is_chat_member,
         persons.is_staff,
         coalesce(tiered.community_tier, {{ lowest_tier() }}) as community_tier,
+        coalesce(tiered.qualified_tier, {{ lowest_tier() }}) as qualified_tier,
+        coalesce(tiered.previous_tier, {{ lowest_tier() }}) as previous_tier,
+        tiered.tier_held_until,
         -- timestamps
         persons.registered_at,
         tiered.first_order_at,
