@@ -139,6 +139,7 @@ class Settings:
     alert_smtp_starttls: bool
     alert_email_from: str
     alert_email_to: tuple[str, ...]
+    business_alert_digest: bool
 
     @property
     def tz(self) -> ZoneInfo:
@@ -225,6 +226,7 @@ def settings() -> Settings:
         alert_smtp_starttls=env_bool("CRM_ALERT_SMTP_STARTTLS"),
         alert_email_from=env_str("CRM_ALERT_EMAIL_FROM", "crm-pipeline@localhost"),
         alert_email_to=env_list("CRM_ALERT_EMAIL_TO"),
+        business_alert_digest=env_bool("CRM_BUSINESS_ALERT_DIGEST"),
     )
 
 

@@ -250,8 +250,12 @@ def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
                 validation,
             )
         published = publish(wh, as_of, run_id)
+        from crm_pipeline.alerts.business import reconcile_day
+
+        business = reconcile_day(wh, as_of, run_id, digest=cfg.business_alert_digest)
     summary = {"checks": len(validation.results), "warnings": len(validation.warnings), "published": published}
     summary["alerts"] = alerts
+    summary["business_alerts"] = business
     log.info("mart checks and publish: %s", summary)
     return summary
 

@@ -248,6 +248,18 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
     for (table,) in wh.fetchall("select table_name from information_schema.tables where table_schema = 'marts'"):
         if "customer_key" in wh.columns("marts", table):
             _delete(wh, f"marts.{table}", "customer_key", keys, counts)
+    # Business alerts about them (each names its person's customer_key), open or resolved.
+    if wh.table_exists("audit", "alerts"):
+        for key in keys:
+            gone = wh.fetchone(
+                "select count(*) from audit.alerts where fingerprint like 'business:%%' and title like %s",
+                (f"%{key}%",),
+            )[0]
+            if gone:
+                wh.execute(
+                    "delete from audit.alerts where fingerprint like 'business:%%' and title like %s", (f"%{key}%",)
+                )
+                counts["audit.alerts"] = counts.get("audit.alerts", 0) + gone
     return counts
 
 

@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import REPO
+from crm_pipeline.config import mart_names
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 from e2e.helpers import checksums, copy_of_run, new_warehouse, pipeline_env, run_main, run_python
 
+MARTS = mart_names()
 pytestmark = pytest.mark.e2e
 SH = ZoneInfo("Asia/Shanghai")
 END = dt.date(2026, 11, 22)
@@ -251,7 +253,7 @@ def test_drill_2_a_mart_model_failing_mid_build_publishes_nothing(reference, dri
             "select mart, count(distinct published_at) from audit.publishes where as_of_date = %s group by mart",
             (END,),
         )
-    assert len(published) == 8 and {n for _, n in published} == {1}
+    assert len(published) == len(MARTS) and {n for _, n in published} == {1}
 
 
 def test_drill_3_a_transient_database_error_is_retried_without_duplicates(reference, drill, airflow_db):
@@ -498,6 +500,10 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
                     f"select count(*) from marts.{table} where customer_key in (%s, %s)",
                     (_key(linked["customer_id"]), _key(shop_only["customer_id"])),
                 )[0]
+        alerts_about_them = wh.fetchone(
+            "select count(*) from audit.alerts where title like %s or title like %s",
+            (f"%{_key(linked['customer_id'])}%", f"%{_key(shop_only['customer_id'])}%"),
+        )[0]
         requests = wh.fetchall("select customer_id, phone from raw.deletion_requests")
         scored_after = wh.fetchone(scored_sql, post_ids)[0]
         family_left = sum(
@@ -510,7 +516,12 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     assert scored_before > 0 and scored_after == 0  # their texts' scores went with the texts
     assert not any(p in json.dumps(audit, default=str) for p in (linked["phone"], family))  # no identifier kept
     assert left == dict.fromkeys(left, 0)
-    assert len(marts) == 7 and marts == dict.fromkeys(marts, 0)  # every mart keyed by person, history too
+    # Every mart keyed by person, tier history and business alerts too.
+    assert sorted(marts) == [
+        "dim_customer_tier_history", "dim_customers", "fct_business_alerts", "fct_community_engagement",
+        "fct_customer_rfm", "fct_customer_risk", "fct_negative_feedback", "fct_tier_changes",
+    ]  # fmt: skip
+    assert marts == dict.fromkeys(marts, 0) and alerts_about_them == 0
     assert requests == [(None, None)] * 3
 
     # A re-sent export that still holds them: they stay out, each such line quarantined without its content.
@@ -553,7 +564,7 @@ def test_drill_4_backfilling_days_out_of_order_and_at_once_equals_running_them_i
         assert sorted(expected) == [d.isoformat() for d in days]
         # Every mart published, every mart's PII check stored, each day.
         pii = {p.name.removesuffix(".critical.json") for p in (REPO / "expectations").glob("marts.*.critical.json")}
-        assert all(len(v["marts"]) == 8 and {c[0] for c in v["checks"]} == pii for v in expected.values())
+        assert all(len(v["marts"]) == len(MARTS) and {c[0] for c in v["checks"]} == pii for v in expected.values())
         # The days differ, so equality below is about the right day, not about equal days.
         assert len({str(sorted(v["marts"].items())) for v in expected.values()}) == 3
         assert len(expected_history["history"]) > 0

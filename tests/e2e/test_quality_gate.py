@@ -1,11 +1,17 @@
-"""The failure drills of the quality gate, end to end on DuckDB and PostgreSQL (`make run`'s path).
+"""The alerts, end to end on DuckDB and PostgreSQL (`make run`'s path), each at a real local webhook.
 
-A corrupted landing file: the gate holds the batch, one alert per failing
-check reaches a real local webhook, nothing is retried, the other sources'
-new data still reaches the marts while the held orders stay out (the marts
-built from orders keep their exact previous content); a corrected file
-resolves the alert. A PII-looking
-value reaching a mart: nothing is published.
+The quality gate's failure drills: a corrupted landing file: the gate holds
+the batch, one alert per failing check, nothing is retried, the other
+sources' new data still reaches the marts while the held orders stay out
+(the marts built from orders keep their exact previous content); a
+corrected file resolves the alert. A PII-looking value reaching a mart:
+nothing is published.
+
+The business alerts (marts.fct_business_alerts): one message per condition
+when it first holds (members and partners at risk, quiet fans, checked
+against the marts they come from), a spike of bad reviews on one product
+and a safety complaint sent once, kept quiet while they hold, resolved when
+the rate is back to normal.
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ CORRUPT = (
     "X1,C000001,2026-11-20 10:00:00,paid,-100.00\n"  # a negative amount: quarantined by the loader
     "X2,C000002,2031-01-01 10:00:00,paid,50.00\n"  # five years in the future
 )
+
+
+def _business(body: dict) -> bool:
+    return body.get("alert", "").startswith("business/") or body.get("fingerprint", "").startswith("business:")
+
+
+def _checks(receiver) -> list[dict]:
+    """The check alerts the receiver got (the business alerts aside)."""
+    return [r for r in receiver.requests if not _business(r["body"])]
 
 
 @pytest.fixture
@@ -55,8 +70,9 @@ def base(request, tmp_path_factory, airflow_db):
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             assert "Quality checks this run date" in proc.stdout
             # The sample's only finding is a warning (a family registering twice for an event with one phone).
-            assert receiver.requests and {r["body"]["severity"] for r in receiver.requests} == {"warning"}
-            yield {"url": url, "landing": tmp / "landing"}
+            assert _checks(receiver) and {r["body"]["severity"] for r in _checks(receiver)} == {"warning"}
+            business = [r["body"] for r in receiver.requests if _business(r["body"])]
+            yield {"url": url, "landing": tmp / "landing", "business": business}
     finally:
         receiver.close()
 
@@ -111,9 +127,9 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(drill, receive
     # Each failing expectation was evaluated once: the data failure was not retried.
     assert failed == [("expect_column_max_to_be_between", 1), ("expect_column_values_to_be_between", 1)]
     # The one-line chat file is far below the chat batches' size: a warning of its own, for its own source.
-    chat = [r["body"] for r in receiver.requests if r["body"]["relation"] == "raw.chat_messages"]
+    chat = [r["body"] for r in _checks(receiver) if r["body"]["relation"] == "raw.chat_messages"]
     assert [(b["severity"], b["dag_id"]) for b in chat] == [("warning", "crm_extract_chat")]
-    firing = [r["body"] for r in receiver.requests if r["body"]["relation"] != "raw.chat_messages"]
+    firing = [r["body"] for r in _checks(receiver) if r["body"]["relation"] != "raw.chat_messages"]
     # Two critical checks (half the file quarantined; an order from the future), and a
     # warning: one loaded row is far below the recent batches' size.
     assert sorted((b["severity"], b["check"]) for b in firing) == [
@@ -132,7 +148,7 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(drill, receive
     # The same problem in another file the next day: still one open alert per check, no storm.
     (landing / "orders" / "orders_late_export_2.csv").write_text(CORRUPT.replace("X1", "X3"), encoding="utf-8")
     assert run_main(drill_env, END + dt.timedelta(days=1)).returncode != 0
-    assert len(receiver.requests) == 4
+    assert len(_checks(receiver)) == 4
 
     # Corrected files replace the held batches: the checks pass, the alerts resolve, the orders flow.
     fixed = CORRUPT.replace("-100.00", "100.00").replace("2031-01-01", "2026-11-21")
@@ -140,7 +156,7 @@ def test_a_corrupted_file_is_held_alerted_once_and_the_marts_stay(drill, receive
     (landing / "orders" / "orders_late_export_2.csv").write_text(fixed.replace("X1", "X3"), encoding="utf-8")
     proc = run_main(drill_env, END + dt.timedelta(days=1))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    resolved = [r["body"] for r in receiver.requests[4:]]
+    resolved = [r["body"] for r in _checks(receiver)[4:]]
     assert [b["status"] for b in resolved] == ["resolved", "resolved"]  # the critical ones
     with Warehouse.from_url(url) as wh:
         still_open = wh.fetchall(
@@ -169,3 +185,90 @@ def test_a_pii_looking_value_in_a_mart_publishes_nothing(drill, receiver):
     assert "marts.dim_customers.critical" in failed
     alerts = [r["body"] for r in receiver.requests]
     assert alerts and all("13812345678" not in json.dumps(a, ensure_ascii=False) for a in alerts)
+
+
+def test_business_alerts_say_once_who_is_at_risk_and_which_fans_went_quiet(base):
+    """Every condition of the base run's published fct_business_alerts reached the webhook once; the at-risk
+    and quiet people are those the source marts name, computed here in Python from their columns."""
+    with Warehouse.from_url(base["url"]) as wh:
+        risk = wh.fetchall(
+            "select customer_key, is_at_risk, community_tier, value_at_stake from marts.fct_customer_risk"
+        )
+        fans = wh.fetchall(
+            "select customer_key, days_since_active, is_opinion_leader, points_rank, core_fan_rank_cutoff, "
+            "points_total, community_tier from marts.fct_community_engagement"
+        )
+        keys = {k for (k,) in wh.fetchall("select alert_key from marts.fct_business_alerts")}
+        phones = {p for (p,) in wh.fetchall("select phone from raw.customers where phone != ''")}
+    at_risk = {k: str(v) for k, risky, tier, v in risk if risky and tier in ("member", "partner")}
+    quiet = {
+        k
+        for k, days, leader, rank, cutoff, points, tier in fans
+        if days is not None
+        and days >= 14
+        and (leader or (rank <= cutoff and points > 0 and tier in ("member", "partner")))
+    }
+    sent = base["business"]
+    assert [b["status"] for b in sent] == ["firing"] * len(sent)
+    assert sorted(b["alert_key"] for b in sent) == sorted(keys)
+    by_rule = {}
+    for b in sent:
+        by_rule.setdefault(b["alert"], {})[b.get("customer_key")] = b
+    assert at_risk and {k: b["value_at_stake"] for k, b in by_rule["business/valuable_at_risk"].items()} == at_risk
+    assert quiet and set(by_rule["business/fan_gone_quiet"]) == quiet
+    for b in sent:  # what to look at, and no contact detail
+        assert b["look_at"].startswith("marts.") and b["title"] and b["run_date"] == END.isoformat()
+        assert not any(p in json.dumps(b, ensure_ascii=False) for p in phones)
+
+
+def test_a_spike_of_bad_reviews_alerts_once_and_resolves_when_it_is_over(drill, receiver):
+    url, landing, env = drill["url"], drill["landing"], drill["env"]
+    with Warehouse.from_url(url) as wh:
+        product, customer, order = wh.fetchone(
+            "select i.product_id, o.customer_id, o.order_id from raw.order_items as i "
+            "inner join raw.orders as o on i.order_id = o.order_id order by o.ordered_at desc limit 1"
+        )
+    day = END + dt.timedelta(days=1)
+    # Five one-star reviews of one product the next day, one of them about a fire: a spike and a safety complaint.
+    lines = ["review_id,customer_id,rating,created_at,order_id,product_id,content"]
+    for n in range(4):
+        lines.append(f"SPIKE{n},{customer},1,{day}T1{n}:00:00+08:00,{order},{product},质量太差了，用了两天就坏")
+    lines.append(f"SPIKE9,{customer},1,{day}T15:00:00+08:00,{order},{product},The charger caught fire on my desk")
+    (landing / "reviews" / "reviews_spike.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spike = f"business:negative_spike:product:{product}"
+
+    def business(fingerprint: str) -> list[dict]:
+        return [
+            r["body"]
+            for r in receiver.requests
+            if fingerprint in (r["body"].get("fingerprint"), r["body"].get("alert_key"))
+        ]
+
+    assert run_main(env, day).returncode == 0
+    firing = business(spike)
+    assert [(b["status"], b["subject_id"]) for b in firing] == [("firing", product)]
+    assert firing[0]["observed"] >= 5 and float(firing[0]["z_score"]) >= 3.0
+    assert firing[0]["look_at"] == (
+        f"marts.fct_negative_feedback where product_id = '{product}' and noticed_date >= {END - dt.timedelta(days=1)}"
+    )
+    critical = [r["body"] for r in receiver.requests if r["body"].get("alert") == "business/critical_complaint"]
+    assert [(b["severity"], b["subject_type"], b["subject_id"]) for b in critical] == [("critical", "review", product)]
+
+    # The next day the spike is still in its three-day window: no second message.
+    assert run_main(env, day + dt.timedelta(days=1)).returncode == 0
+    assert len(business(spike)) == 1
+    with Warehouse.from_url(url) as wh:
+        assert wh.fetchone("select status, times_seen from audit.alerts where fingerprint = %s", (spike,)) == (
+            "open",
+            2,
+        )
+
+    # Three quiet days later the window holds none of them: back to the product's rate, resolved.
+    assert run_main(env, day + dt.timedelta(days=3)).returncode == 0
+    assert [b["status"] for b in business(spike)] == ["firing", "resolved"]
+    with Warehouse.from_url(url) as wh:
+        assert wh.fetchone("select status from audit.alerts where fingerprint = %s", (spike,)) == ("resolved",)
+        # The safety complaint stays open for its seven days.
+        assert wh.fetchone(
+            "select status from audit.alerts where fingerprint like 'business:critical_complaint:%%'"
+        ) == ("open",)

@@ -146,7 +146,9 @@ def reconcile(
             )
             _send(
                 channels_now,
-                Message(title, "resolved", severity, {"dag_id": dag_id, "resolved_at": now.isoformat()}),
+                Message(
+                    title, "resolved", severity, {"dag_id": dag_id, "fingerprint": fp, "resolved_at": now.isoformat()}
+                ),
                 outcome,
             )
             wh.execute(
