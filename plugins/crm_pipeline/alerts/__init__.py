@@ -100,16 +100,28 @@ def _send(channels: Callable[[], list[Channel]], msg: Message, outcome: Outcome)
 
 
 def reconcile(
-    wh: Warehouse, scope: str, failing: list[Problem], channels: list[Channel] | None = None, *, resolve: bool = True
+    wh: Warehouse,
+    scope: str,
+    failing: list[Problem],
+    channels: list[Channel] | Callable[[], list[Channel]] | None = None,
+    *,
+    resolve: bool = True,
 ) -> Outcome:
     """Open alerts for new problems, stay quiet on known ones, resolve open ones in `scope` that are gone.
 
     `scope` is a fingerprint prefix: the problems this evaluation could have
-    seen (e.g. `check:raw.orders.` for one entity's suites).
+    seen (e.g. `check:raw.orders.` for one entity's suites). `channels`: a
+    list, or a function giving it when a message first goes out (None: the
+    configured channels, looked up then).
     """
     # The channels are looked up only when a message goes out: each lookup asks Airflow for five
     # connections, and most evaluations (every task's success) find nothing new to say.
-    channels_now = functools.cache(configured) if channels is None else lambda: channels
+    if channels is None:
+        channels_now = functools.cache(configured)
+    elif callable(channels):
+        channels_now = channels
+    else:
+        channels_now = lambda: channels  # noqa: E731
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     outcome = Outcome()
     open_rows = {

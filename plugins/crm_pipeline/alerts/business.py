@@ -19,7 +19,9 @@ an old day cannot reopen what a later day resolved.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 
 from crm_pipeline.alerts import Outcome, Problem, reconcile
 from crm_pipeline.alerts.channels import Channel, Message, configured
@@ -87,18 +89,20 @@ def reconcile_day(
         return {"skipped": f"{as_of} is before {latest}"}
     found = problems(wh, as_of, run_id)
     total = Outcome()
+    # One lookup of the configured channels for every rule, and only if a message goes out.
+    send_to = functools.cache(configured) if channels is None else (lambda: channels)
     for rule in RULES:
         held = digest and rule not in AT_ONCE
         outcome = reconcile(
             wh,
             f"business:{rule}:",
             [p for p in found if p.fingerprint.startswith(f"business:{rule}:")],
-            [] if held else channels,
+            [] if held else send_to,
         )
         for k in ("opened", "repeated", "resolved", "delivery_errors"):
             getattr(total, k).extend(getattr(outcome, k))
     if digest:
-        _send_digest(wh, as_of, total, channels)
+        _send_digest(wh, as_of, total, send_to)
     wh.execute(f"insert into {DAYS} values (%s, %s, %s)", (as_of, run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     summary = {k: len(getattr(total, k)) for k in ("opened", "repeated", "resolved")}
     summary["delivery_errors"] = total.delivery_errors
@@ -106,7 +110,7 @@ def reconcile_day(
     return summary
 
 
-def _send_digest(wh: Warehouse, as_of: dt.date, outcome: Outcome, channels: list[Channel] | None) -> None:
+def _send_digest(wh: Warehouse, as_of: dt.date, outcome: Outcome, channels: Callable[[], list[Channel]]) -> None:
     new = [fp for fp in outcome.opened if fp.split(":")[1] not in AT_ONCE]
     gone = [fp for fp in outcome.resolved if fp.split(":")[1] not in AT_ONCE]
     if not new and not gone:
@@ -125,7 +129,7 @@ def _send_digest(wh: Warehouse, as_of: dt.date, outcome: Outcome, channels: list
             "look_at": MART,
         },
     )
-    for ch in configured() if channels is None else channels:
+    for ch in channels():
         try:
             ch.send(msg)
         except Exception as exc:  # the day's state is recorded; a lost digest is logged, not fatal

@@ -130,3 +130,18 @@ def test_the_digest_sends_one_message_a_day_and_critical_complaints_at_once(ware
     assert bodies[3]["title"] == "CRM business alerts for 2026-11-22: 0 new, 1 resolved, 2 open"
     assert bodies[3]["resolved"].startswith("Negative feedback spike on product P1")
     assert still_open == 2
+
+
+def test_one_channel_lookup_a_day_whatever_the_rules(warehouse_url, monkeypatch):
+    """A lookup asks Airflow for five connections: a day opening alerts of every rule looks them up once."""
+    import crm_pipeline.alerts.business as business
+
+    lookups = []
+    monkeypatch.setattr(business, "configured", lambda: lookups.append(1) or [])
+    with Warehouse.from_url(warehouse_url) as wh:
+        ensure_tables(wh, [])
+        _publish(wh, D1, [SPIKE, AT_RISK, QUIET, FIRE])
+        assert reconcile_day(wh, D1, "r1")["opened"] == 4
+        _publish(wh, D2, [SPIKE, AT_RISK, QUIET, FIRE])
+        reconcile_day(wh, D2, "r2")  # nothing new: no lookup
+    assert lookups == [1]
