@@ -260,26 +260,46 @@ def check_and_publish(as_of: dt.date, dag_id: str, run_id: str) -> dict:
     return summary
 
 
+# The open task-failure alerts of each warehouse, read once per process: `make run` runs every task
+# in one process, and each task's success would otherwise open the warehouse to find nothing open.
+# A failure recorded in this process joins the set; one opened by another process meanwhile is
+# resolved by the next process to see that task succeed.
+_OPEN_TASK_ALERTS: dict[str, set[str]] = {}
+
+
+def _open_task_alerts(wh, url: str) -> set[str]:
+    if url not in _OPEN_TASK_ALERTS:
+        rows = (
+            wh.fetchall("select fingerprint from audit.alerts where status = 'open' and fingerprint like 'task:%%'")
+            if wh.table_exists("audit", "alerts")
+            else []
+        )
+        _OPEN_TASK_ALERTS[url] = {fp for (fp,) in rows}
+    return _OPEN_TASK_ALERTS[url]
+
+
 def record_task_alert(problem) -> None:
     from crm_pipeline.alerts import reconcile
 
-    target = parse_url(settings().warehouse_url)
+    url = settings().warehouse_url
+    target = parse_url(url)
     with writer_lock(target), Warehouse(target) as wh:
         ensure_tables(wh, [])
         reconcile(wh, problem.fingerprint, [problem], resolve=False)
+        _open_task_alerts(wh, url).add(problem.fingerprint)
 
 
 def resolve_task_alert(dag_id: str, task_id: str) -> None:
     from crm_pipeline.alerts import reconcile
 
-    target = parse_url(settings().warehouse_url)
+    url = settings().warehouse_url
+    fingerprint = f"task:{dag_id}.{task_id}"
+    if url in _OPEN_TASK_ALERTS and fingerprint not in _OPEN_TASK_ALERTS[url]:
+        return
+    target = parse_url(url)
     if target.kind == "duckdb" and not target.path.exists():
         return
     with writer_lock(target), Warehouse(target) as wh:
-        if not wh.table_exists("audit", "alerts"):
-            return
-        fingerprint = f"task:{dag_id}.{task_id}"
-        if wh.fetchone("select count(*) from audit.alerts where status = 'open' and fingerprint = %s", (fingerprint,))[
-            0
-        ]:
+        if fingerprint in _open_task_alerts(wh, url):
             reconcile(wh, fingerprint, [])
+            _OPEN_TASK_ALERTS[url].discard(fingerprint)
