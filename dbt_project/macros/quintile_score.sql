@@ -3,8 +3,15 @@
     With n distinct values the worst fifth scores 1 and the best fifth 5;
     equal values get the same (lowest) rank, hence the same score. -#}
 {% macro quintile_score(order_expr, partition_by=none) -%}
-    cast(floor(
-        5.0 * (rank() over ({% if partition_by %}partition by {{ partition_by }} {% endif %}order by {{ order_expr }}) - 1)
-        / count(*) over ({% if partition_by %}partition by {{ partition_by }}{% endif %})
-    ) as integer) + 1
+    {%- set window = ('partition by ' ~ partition_by ~ ' ') if partition_by else '' -%}
+    {{ quintile_of(
+        'rank() over (' ~ window ~ 'order by ' ~ order_expr ~ ') - 1',
+        'count(*) over (' ~ window.strip() ~ ')'
+    ) }}
+{%- endmacro %}
+
+{#- The same score from counts: `worse` of `n` rank strictly worse (rank - 1
+    above), where counting per value is cheaper than ranking every row. -#}
+{% macro quintile_of(worse, n) -%}
+    cast(floor(5.0 * ({{ worse }}) / ({{ n }})) as integer) + 1
 {%- endmacro %}

@@ -249,17 +249,13 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
         if "customer_key" in wh.columns("marts", table):
             _delete(wh, f"marts.{table}", "customer_key", keys, counts)
     # Business alerts about them (each names its person's customer_key), open or resolved.
-    if wh.table_exists("audit", "alerts"):
-        for key in keys:
-            gone = wh.fetchone(
-                "select count(*) from audit.alerts where fingerprint like 'business:%%' and title like %s",
-                (f"%{key}%",),
-            )[0]
-            if gone:
-                wh.execute(
-                    "delete from audit.alerts where fingerprint like 'business:%%' and title like %s", (f"%{key}%",)
-                )
-                counts["audit.alerts"] = counts.get("audit.alerts", 0) + gone
+    if keys and wh.table_exists("audit", "alerts"):
+        about = " or ".join(["title like %s"] * len(keys))
+        where, params = f"fingerprint like 'business:%%' and ({about})", [f"%{k}%" for k in keys]
+        gone = wh.fetchone(f"select count(*) from audit.alerts where {where}", params)[0]
+        if gone:
+            wh.execute(f"delete from audit.alerts where {where}", params)
+            counts["audit.alerts"] = gone
     return counts
 
 

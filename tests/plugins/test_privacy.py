@@ -150,3 +150,37 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         )
     assert customers == ["C2", "C3", "C4", "C5"] and orders == ["O3"]
     assert erased == [("customers", "[erased]"), ("orders", "[erased]")]
+
+
+def test_an_erased_person_takes_their_business_alerts_along(crm_env):
+    """A business alert names its person by customer_key in its title: erasure deletes those, open or
+    resolved, and leaves another person's and the check alerts."""
+    import hashlib
+
+    from crm_pipeline.alerts import Problem, reconcile
+
+    landing = crm_env["landing"]
+    _land(landing, "customers", "c.csv", CUSTOMERS)
+    _land(landing, "deletion_requests", "r.csv", "request_id,requested_at,customer_id,phone\nR1,2026-11-20,C4,\n")
+    key = hashlib.sha256(b"secret-1:customer:C4").hexdigest()[:32]  # the marts' customer_key, by hand
+    other = hashlib.sha256(b"secret-1:customer:C2").hexdigest()[:32]
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        ensure_tables(wh)
+        write_pseudonym_key(wh, "secret-1")
+        ensure_privacy_tables(wh)
+        for entity in ("customers", "deletion_requests"):
+            load_landing(wh, entity, landing, RUN, SH)
+        alerts = [
+            Problem(f"business:valuable_at_risk:{key}", "warning", f"A member is at risk: {key}", "crm_transform"),
+            Problem(
+                "business:critical_complaint:review:RV9", "critical", f"Critical complaint: {key}", "crm_transform"
+            ),
+            Problem(f"business:fan_gone_quiet:{other}", "warning", f"A core fan has gone quiet: {other}", "d"),
+            Problem("check:raw.orders:raw.orders.critical:x:", "critical", "raw.orders.critical failed", "d"),
+        ]
+        reconcile(wh, "", alerts, [])
+        reconcile(wh, "business:critical_complaint:", [], [])  # resolved: erased all the same
+        (done,) = apply_pending(wh)
+        left = sorted(fp for (fp,) in wh.fetchall("select fingerprint from audit.alerts"))
+    assert done["status"] == "erased" and done["rows_deleted"]["audit.alerts"] == 2
+    assert left == [f"business:fan_gone_quiet:{other}", "check:raw.orders:raw.orders.critical:x:"]

@@ -148,8 +148,8 @@ measured as (
 
 recency_counts as (
 
-    {#- Quintile scores (macro quintile_score: 1 + floor(5 * those ranked
-        worse / n)) from counts per value where values repeat a lot: days
+    {#- Quintile scores (macros quintile_of, quintile_score: 1 + floor(5 *
+        those ranked worse / n)) from counts per value where values repeat a lot: days
         since the last order and orders; money by rank. -#}
     select
         standing_date,
@@ -182,8 +182,8 @@ scored as (
 
     select
         measured.*,
-        cast(floor(5.0 * recency_counts.worse / recency_counts.customers) as integer) + 1 as r_score,
-        cast(floor(5.0 * frequency_counts.worse / recency_counts.customers) as integer) + 1 as f_score,
+        {{ quintile_of('recency_counts.worse', 'recency_counts.customers') }} as r_score,
+        {{ quintile_of('frequency_counts.worse', 'recency_counts.customers') }} as f_score,
         {{ quintile_score('measured.monetary_amount', partition_by='measured.standing_date') }} as m_score
     from measured
     inner join recency_counts

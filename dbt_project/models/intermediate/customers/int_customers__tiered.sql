@@ -181,7 +181,7 @@ graded as (
 
     {#- circle_rank: 1 + those ranked strictly above (ties share it);
         circle_rfm_score: 1 + floor(5 * those below / size), the quintile
-        score (macro quintile_score) within the circle. Before yesterday,
+        score (macro quintile_of) within the circle. Before yesterday,
         only people who could qualify for a tier with a grace period
         (everyone counts in the circles above). -#}
     select
@@ -195,7 +195,7 @@ graded as (
         circles.circle_size,
         circles.circle_size - circles.below - circles.at_total + 1 as circle_rank,
         circles.below * 1.0 / circles.circle_size as circle_percentile,
-        cast(floor(5.0 * circles.below / circles.circle_size) as integer) + 1 as circle_rfm_score
+        {{ quintile_of('circles.below', 'circles.circle_size') }} as circle_rfm_score
     from located
     inner join circles
         on
