@@ -74,3 +74,19 @@ def test_as_of_day_resolution():
         resolve_as_of({}, None, "Asia/Shanghai")
     with pytest.raises(ValueError, match="not an ISO date"):
         resolve_as_of({"as_of_date": "05/01/2026"}, None, "Asia/Shanghai")
+
+
+def test_airflow_loads_no_module_of_the_package_as_a_plugin(tmp_path):
+    """Airflow imports every .py file under its plugins folder as a top-level module named by the
+    file's stem: without plugins/.airflowignore, transform/dbt.py became `dbt` in every Airflow
+    process, hiding dbt itself, and ~50 modules (the bench with scipy, the generator) ran again."""
+    stems = sorted({p.stem for p in (REPO / "plugins").rglob("*.py")} - {"__init__"})
+    code = (
+        "import json, sys; from crm_pipeline.config import apply_airflow_env; apply_airflow_env()\n"
+        "from airflow import plugins_manager; plugins_manager._get_plugins()\n"
+        f"print(json.dumps([m for m in {stems!r} if m in sys.modules]))"
+    )
+    env = {"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dbt" in stems and proc.stdout.strip().splitlines()[-1] == "[]"

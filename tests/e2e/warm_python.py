@@ -3,7 +3,7 @@
     python tests/e2e/warm_python.py     (started by tests/e2e/helpers.py, one per test process)
 
 A `make run` spends about a third of its time before its first task: importing
-Airflow, Great Expectations and pandas, and building Airflow's in-process
+Airflow, Great Expectations, pandas and dbt, and building Airflow's in-process
 execution API (its versioned schemas). This process does that once, with the
 Airflow settings of the test process's metadata DB, and then serves requests
 on stdin, one JSON line each:
@@ -31,6 +31,7 @@ run (the DAG files read their settings when parsed).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import runpy
@@ -47,6 +48,9 @@ def warm_up() -> None:
 
     apply_airflow_env()
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # as crm_pipeline.run sets it
+    import dbt.adapters.duckdb  # each build runs dbt in the run's process
+    import dbt.adapters.postgres
+    import dbt.cli.main  # noqa: F401
     import duckdb  # noqa: F401
     import great_expectations  # noqa: F401
     import pandas  # noqa: F401
@@ -73,6 +77,10 @@ def warm_up() -> None:
         app._cadwyn_initialize()  # the versioned routers, else built on the first request of every run
     if threading.active_count() != 1:  # a fork copies only the calling thread: nothing may run beside it
         raise SystemExit(f"warm_python: threads started while warming up: {threading.enumerate()}")
+    # What is imported lives as long as a run: out of the collector's sight, so a run's collections
+    # do not walk it again and again (and its pages stay shared with the forked runs).
+    gc.collect()
+    gc.freeze()
 
 
 def child(request: dict) -> None:

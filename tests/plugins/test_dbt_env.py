@@ -75,3 +75,33 @@ def test_a_new_day_keeps_the_saved_parse_and_compiles_that_days_sql(monkeypatch,
     # Midnight in Shanghai is 16:00 UTC the day before: the end of the 21st is the 21st, 16:00 UTC.
     orders = (compiled / "intermediate" / "customers" / "int_customers__orders_counted.sql").read_text()
     assert "cast('2026-11-21 16:00:00' as timestamp)" in orders and "2026-11-20" not in orders
+
+
+def test_dbt_in_this_process_leaves_the_environment_and_the_warehouse_file_as_they_were(monkeypatch, tmp_path):
+    """dbt runs in the calling process: its environment is the caller's again afterwards, and
+    dbt-duckdb's database (which it keeps open between invocations) is closed, so another process
+    can write the file and this one can open it with settings of its own."""
+    import datetime as dt
+    import os
+    import subprocess
+    import sys
+
+    import duckdb
+
+    url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    before = dict(os.environ)
+    result = dbt.run_dbt(["seed", "--select", "levels"], dt.date(2026, 11, 20), url=url)
+    assert result.returncode == 0 and "INSERT 6" in result.output, result.output[-2000:]
+    assert dict(os.environ) == before  # no CRM_DBT_TARGET, CRM_DUCKDB_PATH or run values left behind
+    write = "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('create table other_writer as select 1 as x')"
+    proc = subprocess.run(
+        [sys.executable, "-c", write, str(tmp_path / "warehouse.duckdb")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), config={"threads": 1}) as con:
+        assert con.execute("select count(*) from reference.levels").fetchone() == (6,)
+        assert con.execute("select x from other_writer").fetchone() == (1,)
+    # A model that fails (no raw table under it): dbt's exit status 1 and the failing node, as from its CLI.
+    failed = dbt.run_dbt(["run", "--select", "stg_shop__customers"], dt.date(2026, 11, 20), url=url, check=False)
+    assert (failed.returncode, failed.failures) == (1, ["model.crm_warehouse.stg_shop__customers"]), failed.output

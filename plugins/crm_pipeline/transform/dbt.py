@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,14 +102,21 @@ def run_dbt(
     check: bool = True,
     extra_vars: dict | None = None,
 ) -> DbtResult:
-    """`dbt COMMAND` for the as-of day `as_of`; `extra_vars` are more run values (the incremental window)."""
+    """`dbt COMMAND` for the as-of day `as_of`; `extra_vars` are more run values (the incremental window).
+
+    dbt runs in this process (dbt's programmatic entry point, dbtRunner), not in a new interpreter:
+    its imports are paid once per process (a task's, or a warm test process's), not once per build.
+    Its environment is this process's for the call's length; `output` is what dbt would have printed."""
     cfg = settings()
     target = parse_url(url or cfg.warehouse_url)
     out = artifacts_dir(target)
-    dbt_bin = Path(sys.executable).parent / "dbt"
     args = [
-        str(dbt_bin),
         "--no-use-colors",
+        # Nothing on this process's stdout (what dbt prints is collected into `output`); the file log as before.
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "debug",
         *command,
         "--project-dir",
         str(DBT_PROJECT_DIR),
@@ -126,14 +132,60 @@ def run_dbt(
     ]
     env = dbt_env(target) | {"CRM_DBT_RUN_VARS": json.dumps(run_vars(as_of, cfg.timezone) | (extra_vars or {}))}
     with writer_lock(target):
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
-    output = proc.stdout + proc.stderr
-    failures = _failures(out / "target" / "run_results.json") if proc.returncode else []
-    result = DbtResult(proc.returncode, failures, output)
-    if check and proc.returncode != 0:
+        returncode, output = _invoke(args, env)
+    failures = _failures(out / "target" / "run_results.json") if returncode else []
+    result = DbtResult(returncode, failures, output)
+    if check and returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
         raise DbtError(f"dbt {' '.join(command)} failed: {', '.join(failures) or 'see output'}\n{tail}", failures)
     return result
+
+
+def _invoke(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """dbt ARGS in this process with `env` as its environment: (exit status as dbt's CLI gives it, its
+    printed lines). dbt-duckdb keeps its database open between invocations; it is closed before this
+    returns, so the warehouse file is free again (for this process's own connections and others')."""
+    from dbt.cli.main import dbtRunner
+
+    lines: list[str] = []
+
+    def printed(event) -> None:
+        if event.info.level in ("info", "warn", "error"):
+            lines.append(event.info.msg)
+
+    with _environment(env):
+        try:
+            res = dbtRunner(callbacks=[printed]).invoke(args)
+        finally:
+            _close_duckdb()
+    if res.exception is not None:
+        lines.append(f"{type(res.exception).__name__}: {res.exception}")
+    return (0 if res.success else 2 if res.exception is not None else 1), "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    """This process's environment is `env` inside the block and what it was after it."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _close_duckdb() -> None:
+    """Close the database dbt-duckdb holds open after an invocation (its process-wide environment)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as Manager
+    except ImportError:
+        return
+    with Manager._LOCK:
+        if Manager._ENV is not None:
+            Manager._ENV.close()
+            Manager._ENV = None
 
 
 def _failures(path: Path) -> list[str]:
