@@ -1,7 +1,9 @@
-"""The project's own generic dbt test, `in_range` (tests/generic/in_range.sql), on values worked out by hand.
+"""The project's own generic dbt tests, `in_range` and `not_null_columns` (tests/generic/), on values
+worked out by hand.
 
-A mart's ranges (scores 1-5, rates 0-1, counts >= 0) are dbt's contract; a test that let a value through
-would publish it. Run through the macro dbt compiles each data test from, in one `dbt show`."""
+A mart's ranges (scores 1-5, rates 0-1, counts >= 0) and its columns that are never null are dbt's
+contract; a test that let a value through would publish it. Run through the macro dbt compiles each
+data test from, in one `dbt show` each."""
 
 from __future__ import annotations
 
@@ -39,3 +41,25 @@ def test_in_range_fails_exactly_the_rows_outside_its_bounds(monkeypatch, tmp_pat
     rows = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
     got = {i: [r["x"] for r in rows if r["i"] == i] for i in range(len(CASES))}
     assert got == {i: outside for i, (_, outside) in enumerate(CASES)}
+
+
+# Three columns: a has no null, b one, c two (one of them in the row where b is null too).
+NULLS = "(select * from (values (1, 'x', 1.0), (2, null, null), (3, 'z', null)) as v(a, b, c))"
+
+
+def test_not_null_columns_fails_once_per_column_that_has_a_null_with_its_count(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    cases = {0: ["a"], 1: ["a", "b"], 2: ["c", "a", "b"]}
+    parts = [
+        f"select {i} as i, column_name, null_rows from "
+        f'({{{{ test_not_null_columns(model="{NULLS}", columns={columns}) }}}}) as t{i}'
+        for i, columns in cases.items()
+    ]
+    sql = f"select * from ({' union all '.join(parts)}) as cases order by i, column_name"
+    result = run_dbt(
+        ["show", "--inline", sql, "--output", "json", "--limit", "100"],
+        dt.date(2026, 11, 22),
+        url=f"duckdb:///{tmp_path}/w.duckdb",
+    )
+    rows = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
+    assert [(r["i"], r["column_name"], r["null_rows"]) for r in rows] == [(1, "b", 1), (2, "b", 1), (2, "c", 2)]
