@@ -132,6 +132,7 @@ class Person:
     display_name: str = ""  # staff accounts' names (members get generated ones)
     value: float = 1.0  # Pareto spend multiplier
     activity: float = 1.0  # community activity multiplier
+    dropped_out_at: dt.datetime | None = None  # stopped buying then (a buyer who dropped out), UTC
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,22 @@ class Spool:
     def close(self) -> int:
         self._flush()
         return self.count
+
+
+# Share of buyers who stop buying for good before the sample's last day (ground truth: people.csv).
+DROPOUT_SHARE = 0.4
+
+
+def _iso(ts: dt.datetime | None) -> str:
+    return ts.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if ts else ""
+
+
+def _before(ordered: dt.datetime, lo: dt.datetime, end: dt.datetime, stop: dt.datetime) -> dt.datetime:
+    """An order time drawn over [lo, end] moved into [lo, stop] in proportion, at its own local time of day."""
+    moved = (lo + (ordered - lo) * ((stop - lo) / (end - lo))).astimezone(TZ)
+    local = ordered.astimezone(TZ)
+    moved = moved.replace(hour=local.hour, minute=local.minute, second=local.second).astimezone(dt.UTC)
+    return min(max(moved, lo), stop)
 
 
 class Generator:
@@ -324,6 +341,9 @@ class Generator:
         rng = self.rng
         orders, items, refunds, reviews = (self.rows[e] for e in ("orders", "order_items", "refunds", "reviews"))
         oid = rid = vid = 0
+        # Dropout, from a stream of its own (everything else is drawn as before): a share of the
+        # buyers stop buying for good at a time of their own, and their orders fall before it.
+        dropout = random.Random(f"dropout:{self.seed}")
         for p in self.people:
             # Many buy once or never, a few buy often: Pareto-shaped frequency.
             n_orders = 0 if rng.random() < 0.18 else max(1, int(rng.paretovariate(1.6)))
@@ -331,15 +351,21 @@ class Generator:
             if self.volume.orders != 1.0:
                 n_orders = round(n_orders * self.volume.orders)
             lo = max(self.start, p.registered)
+            if n_orders and dropout.random() < DROPOUT_SHARE and self.end > lo:
+                p.dropped_out_at = lo + (self.end - lo) * dropout.uniform(0.1, 0.8)
             for _ in range(n_orders):
                 oid += 1
                 order_id = f"O{oid:08d}"
                 ordered = self._random_time(lo, self.end, seasonal=True)
+                if p.dropped_out_at:
+                    ordered = _before(ordered, lo, self.end, p.dropped_out_at)
                 channel = _weighted(rng, CHANNELS)
                 lines = []
                 for line_no in range(1, 1 + _weighted(rng, [(1, 70), (2, 22), (3, 8)])):
                     pid, name, cat, price = rng.choice(PRODUCTS)
-                    unit = round(price * rng.choice([1.0, 1.0, 0.95, 0.9, 0.85]), 2)
+                    # Each buyer's own spending level (from their Pareto value, damped): people differ
+                    # in what they spend per order, not only in how often they order.
+                    unit = round(price * rng.choice([1.0, 1.0, 0.95, 0.9, 0.85]) * p.value**0.5, 2)
                     qty = 1 if rng.random() < 0.85 else rng.randint(2, 3)
                     lines.append((line_no, pid, name, cat, unit, qty))
                 total = round(sum(u * q for *_, u, q in lines), 2)
@@ -833,6 +859,7 @@ def generate(
                 "member_id",
                 "province",
                 "city",
+                "dropped_out_at",
             ]
         )
         for p in gen.people:
@@ -850,6 +877,7 @@ def generate(
                     p.member_id or "",
                     p.province,
                     p.city,
+                    _iso(p.dropped_out_at),
                 ]
             )
     meta = {
