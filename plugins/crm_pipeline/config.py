@@ -86,6 +86,19 @@ def env_int(name: str, default: int | None, minimum: int | None = None) -> int |
     return number
 
 
+def env_float(name: str, default: float, minimum: float, maximum: float) -> float:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a number") from None
+    if not minimum <= number <= maximum:
+        raise SettingError(f"{name}={number} is outside [{minimum}, {maximum}]")
+    return number
+
+
 def env_list(name: str, default: str = "") -> tuple[str, ...]:
     """Comma-separated values, each stripped, blanks dropped."""
     return tuple(v.strip() for v in (env_str(name) or default).split(",") if v.strip())
@@ -126,6 +139,7 @@ class Settings:
     pg_work_mem: str | None
     scoring_workers: int | None
     text_cues: Path | None
+    clv_annual_discount: float
     # Quality reports, BI access
     reports_dir: Path
     bi_role: str | None
@@ -209,6 +223,7 @@ def settings() -> Settings:
         pg_work_mem=env_str("CRM_PG_WORK_MEM"),
         scoring_workers=env_int("CRM_SCORING_WORKERS", None, minimum=1),
         text_cues=_path("CRM_TEXT_CUES", None),
+        clv_annual_discount=env_float("CRM_CLV_ANNUAL_DISCOUNT", 0.10, 0.0, 1.0),
         reports_dir=_path("CRM_REPORTS_DIR", REPO_ROOT / "data" / "reports"),
         bi_role=env_str("CRM_BI_ROLE"),
         bi_password=os.environ.get("CRM_BI_PASSWORD"),

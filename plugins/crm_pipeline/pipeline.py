@@ -146,17 +146,32 @@ def build_marts(as_of: dt.date, run_id: str) -> dict:
         plan = incremental.plan(wh, as_of, as_of_bounds_utc(as_of, cfg.timezone)[1], dbt.DBT_PROJECT_DIR)
     log.info("dbt build for %s: %s", as_of, "full refresh, " + plan.reason if plan.full_refresh else plan.reason)
     ok = False
+    build = ["build", "--exclude-resource-type", "unit_test", *plan.dbt_args()]
     try:
-        dbt.run_dbt(
-            ["build", "--exclude-resource-type", "unit_test", *plan.dbt_args()], as_of, extra_vars=plan.dbt_vars()
-        )
+        # Two halves: everything but what rests on the lifetime-value fit, the fit (Python, on the
+        # first half's summaries), then the value mart.
+        dbt.run_dbt([*build, "--exclude", "tag:after_value_fit"], as_of, extra_vars=plan.dbt_vars())
+        value = score_customer_value(as_of)
+        dbt.run_dbt([*build, "--select", "tag:after_value_fit"], as_of, extra_vars=plan.dbt_vars())
         ok = True
     finally:
         with writer_lock(target), Warehouse(target) as wh:
             finish_build(wh, build_id, ok)
             # A build that failed half-way leaves some staging tables ahead of the others.
             incremental.record(wh, plan, build_id) if ok else incremental.forget(wh)
-    return {"full_refresh": plan.full_refresh, "reason": plan.reason}
+    return {"full_refresh": plan.full_refresh, "reason": plan.reason, "customer_value": value}
+
+
+def score_customer_value(as_of: dt.date) -> dict:
+    """Fit BG/NBD and Gamma-Gamma on the day's summaries and write each buyer's predictions (crm_pipeline.value)."""
+    from crm_pipeline.value.score import score_customers
+
+    cfg = settings()
+    target = parse_url(cfg.warehouse_url)
+    with writer_lock(target), Warehouse(target) as wh:
+        run = score_customers(wh, as_of, cfg.clv_annual_discount)
+    log.info("customer value for %s: %s, %d buyers (%d repeat)", as_of, run.status, run.customers, run.repeat_buyers)
+    return {"status": run.status, "customers": run.customers, "repeat_buyers": run.repeat_buyers}
 
 
 def _alert_on(wh, validation, as_of: dt.date, dag_id: str, run_id: str, scopes: list[str], sources: dict) -> dict:

@@ -13,7 +13,7 @@ A request lands as a file under `$CRM_LANDING_DIR/deletion_requests/`
    resolution (`intermediate.int_identity__resolved`): their forum and chat
    accounts go too, and events registered with any of their keys.
 3. Their rows are deleted from every raw table (orders with their items and
-   refunds), from `scoring.text_scores`, from quarantine rows that name
+   refunds), from `scoring.text_scores` and `scoring.customer_value`, from quarantine rows that name
    them, and from every published mart, tier history included, by
    `customer_key`. The run then rebuilds staging and marts without them.
 4. Their identifiers are kept only as hashes (crm_pipeline.load.suppression) in `private.erased_identifiers`,
@@ -216,6 +216,8 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
     ):
         _delete(wh, f"raw.{raw}", column, values, counts)
         _delete(wh, f"staging.{staged}", column, values, counts)
+    # Their lifetime-value predictions (rewritten every build; gone now, before any rebuild).
+    _delete(wh, "scoring.customer_value", "person_id", sorted(persons), counts)
     # The incremental intermediate tables keep rows from build to build (their texts, their activities).
     nodes = sorted(
         {account_node("customer", c) for c in customers}

@@ -50,6 +50,15 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if "fct_customer_rfm" in counts
         else []
     )
+    value = (
+        wh.fetchall(
+            "select d.community_tier, count(*), sum(v.p_alive), sum(v.expected_orders_365d), sum(v.clv_12m) "
+            "from marts.fct_customer_value v join marts.dim_customers d on d.customer_key = v.customer_key "
+            "group by 1"
+        )
+        if "fct_customer_value" in counts and "dim_customers" in counts
+        else []
+    )
     tiers = (
         wh.fetchall("select community_tier, count(*) from marts.dim_customers group by 1")
         if "dim_customers" in counts
@@ -196,6 +205,7 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         "reasons": reasons,
         "counts": counts,
         "grid": grid,
+        "value": value,
         "tiers": dict(tiers),
         "channels": channels,
     }
@@ -343,7 +353,23 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
         ]
         rows.append(["total"] + [sum(cell.get((s, t), 0) for s in segs) for t in TIERS[1:]] + [sum(cell.values())])
         out += ["", "RFM segment x community tier (fct_customer_rfm):", table(["segment", *TIERS[1:], "total"], rows)]
+    if data.get("value"):
+        out += ["", "Predicted value by tier (fct_customer_value; 12-month CLV, BG/NBD + Gamma-Gamma):"]
+        out.append(
+            table(["tier", "buyers", "expected alive", "orders next 365d", "CLV 12m"], _value_rows(data["value"]))
+        )
     return "\n".join(out)
+
+
+def _value_rows(value: list[tuple]) -> list[list]:
+    """A row per tier in tier order and a total; predictions are null (None) when no fit was usable."""
+    order = {t: i for i, t in enumerate(TIERS)}
+    rows = sorted(value, key=lambda r: order.get(r[0], len(TIERS)))
+    num = lambda v, fmt: "n/a" if v is None else format(float(v), fmt)  # noqa: E731
+    out = [[t, n, num(alive, ",.1f"), num(orders, ",.1f"), num(clv, ",.2f")] for t, n, alive, orders, clv in rows]
+    total = [sum(r[i] or 0 for r in rows) if all(r[i] is not None for r in rows) else None for i in (2, 3, 4)]
+    out.append(["total", sum(r[1] for r in rows), num(total[0], ",.1f"), num(total[1], ",.1f"), num(total[2], ",.2f")])
+    return out
 
 
 def print_summary(as_of: dt.date) -> None:

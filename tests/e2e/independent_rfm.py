@@ -46,6 +46,23 @@ def _rows(folder: Path):
 
 
 def compute(landing: Path, as_of: dt.date, tz_name: str, secret: str, segments_csv: Path) -> pd.DataFrame:
+    per_customer = _per_customer(landing, as_of, tz_name)
+    df = pd.DataFrame(
+        [
+            {
+                "customer_id": cid,
+                "frequency_orders": c["f"],
+                "monetary_amount": c["m"],
+                "recency_days": (as_of - c["last"]).days,
+            }
+            for cid, c in per_customer.items()
+        ]
+    )
+    return _scored(df, secret, segments_csv)
+
+
+def _per_customer(landing: Path, as_of: dt.date, tz_name: str) -> dict[str, dict]:
+    """Each customer's counted orders as of the day: count, net value, last local day, net value per local day."""
     tz = ZoneInfo(tz_name)
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tz).astimezone(UTC)
 
@@ -68,23 +85,17 @@ def compute(landing: Path, as_of: dt.date, tz_name: str, secret: str, segments_c
     for _, row, ordered in latest.values():
         if row["status"] not in COUNTED or ordered >= end:
             continue
-        c = per_customer.setdefault(row["customer_id"], {"f": 0, "m": Decimal(0), "last": None})
+        c = per_customer.setdefault(row["customer_id"], {"f": 0, "m": Decimal(0), "last": None, "days": {}})
         c["f"] += 1
-        c["m"] += _amount(row["total_amount"]) - refunds.get(row["order_id"], Decimal(0))
+        net = _amount(row["total_amount"]) - refunds.get(row["order_id"], Decimal(0))
+        c["m"] += net
         local_day = ordered.astimezone(tz).date()
         c["last"] = max(c["last"], local_day) if c["last"] else local_day
+        c["days"][local_day] = c["days"].get(local_day, Decimal(0)) + net
+    return per_customer
 
-    df = pd.DataFrame(
-        [
-            {
-                "customer_id": cid,
-                "frequency_orders": c["f"],
-                "monetary_amount": c["m"],
-                "recency_days": (as_of - c["last"]).days,
-            }
-            for cid, c in per_customer.items()
-        ]
-    )
+
+def _scored(df: pd.DataFrame, secret: str, segments_csv: Path) -> pd.DataFrame:
     n = len(df)
 
     def score(better_is_higher: pd.Series) -> pd.Series:
@@ -105,3 +116,21 @@ def compute(landing: Path, as_of: dt.date, tz_name: str, secret: str, segments_c
         hashlib.sha256(f"{secret}:customer:{cid}".encode()).hexdigest()[:32] for cid in df["customer_id"]
     ]
     return df
+
+
+def value_summaries(landing: Path, as_of: dt.date, tz_name: str, secret: str) -> dict[str, tuple]:
+    """customer_key -> (x, t_x, T, mean repeat value) for the lifetime-value models: a purchase is a
+    local day whose counted orders are worth more than nothing net of refunds; weeks."""
+    out = {}
+    for cid, c in _per_customer(landing, as_of, tz_name).items():
+        days = sorted(d for d, value in c["days"].items() if value > 0)
+        if not days:
+            continue
+        repeat = [c["days"][d] for d in days[1:]]
+        out[hashlib.sha256(f"{secret}:customer:{cid}".encode()).hexdigest()[:32]] = (
+            len(days) - 1,
+            (days[-1] - days[0]).days / 7,
+            (as_of - days[0]).days / 7,
+            float(sum(repeat) / len(repeat)) if repeat else None,
+        )
+    return out

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from conftest import REPO, SECRET
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 from e2e.helpers import pipeline_env, run_main
-from e2e.independent_rfm import compute
+from e2e.independent_rfm import compute, value_summaries
 
 pytestmark = pytest.mark.e2e
 END = dt.date(2026, 11, 22)
@@ -66,6 +70,47 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     assert dim_count >= len(got)
     assert tiers <= {"customer", "member", "partner"} and "customer" in tiers
 
+    # Predicted value: every buyer's calibration summary as the yardstick computes it, and the
+    # models fitted on exactly those summaries (the fit itself: tests/plugins/value).
+    from crm_pipeline.value import clv
+
+    summaries = value_summaries(crm_env["landing"], AS_OF, "Asia/Shanghai", SECRET)
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        value = {
+            r[0]: r[1:]
+            for r in wh.fetchall(
+                "select customer_key, repeat_purchases, recency_weeks, age_weeks, mean_repeat_value, p_alive, "
+                "expected_orders_365d, clv_12m, parameters_as_of from marts.fct_customer_value"
+            )
+        }
+        fit = wh.fetchone("select status, r, alpha, a, b, p, q, v, customers from audit.value_fits")
+    assert set(value) == set(summaries) and sum(1 for s in summaries.values() if s[0] > 0) >= 30
+    for key, (x, t_x, age, mean) in summaries.items():
+        got_x, got_t_x, got_age, got_mean, p_alive, orders, clv_12m, params_as_of = value[key]
+        assert (got_x, got_t_x, got_age) == (x, pytest.approx(t_x), pytest.approx(age)), key
+        assert got_mean == (None if mean is None else pytest.approx(mean)), key
+        assert 0 < p_alive <= 1 and orders >= 0 and clv_12m >= 0 and params_as_of == AS_OF
+    x, t_x, age, mean = (np.array([s[i] or 0 for s in summaries.values()], dtype=float) for i in range(4))
+    bgnbd, gamma_gamma = clv.fit_bgnbd(x, t_x, age), clv.fit_gamma_gamma(x, mean)
+    expected_fit = ("fitted", bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b, gamma_gamma.p, gamma_gamma.q, gamma_gamma.v)
+    assert fit[:8] == (expected_fit[0], *(pytest.approx(v, rel=1e-4) for v in expected_fit[1:]))  # optimiser tolerance
+    assert fit[8] == len(summaries)
+    assert "Predicted value by tier" in proc.stdout
+    # The generator's buyers who stopped buying (ground truth) have the higher churn probability: AUC
+    # over repeat buyers (BG/NBD gives a one-time buyer p_alive 1 by construction: nothing to rank).
+    with (crm_env["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:
+        end_utc = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), ZoneInfo("Asia/Shanghai"))
+        dropped = {
+            hashlib.sha256(f"{SECRET}:customer:{r['customer_id']}".encode()).hexdigest()[:32]
+            for r in csv.DictReader(fh)
+            if r["dropped_out_at"] and dt.datetime.fromisoformat(r["dropped_out_at"]) < end_utc
+        }
+    repeat = [(1 - value[k][4], k in dropped) for k, s in summaries.items() if s[0] > 0]
+    gone, stayed = [c for c, d in repeat if d], [c for c, d in repeat if not d]
+    assert len(gone) >= 10 and len(stayed) >= 10
+    pairs = [(g > s) + 0.5 * (g == s) for g in gone for s in stayed]
+    assert sum(pairs) / len(pairs) >= 0.8  # the area under the ROC curve, counted pair by pair
+
     # Identity: the run printed its linking score, and it meets the targets.
     from crm_pipeline.identity_eval import score
 
@@ -79,7 +124,6 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     assert community_only > 0  # people who never bought are still in dim_customers
 
     # Staff: exactly the generator's staff accounts are flagged, and none is a member.
-    import csv
 
     with (crm_env["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:
         truth_rows = list(csv.DictReader(fh))

@@ -70,7 +70,8 @@ def warm_up() -> None:
     import crm_pipeline.text.score
     import crm_pipeline.tier_history
     import crm_pipeline.transform.dbt
-    import crm_pipeline.transform.incremental  # noqa: F401
+    import crm_pipeline.transform.incremental
+    import crm_pipeline.value.score  # noqa: F401
 
     app = supervisor.in_process_api_server().app  # the app only: its event loop thread starts in each run
     if not getattr(app, "_cadwyn_initialized", True):

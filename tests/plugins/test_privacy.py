@@ -94,6 +94,9 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             "insert into intermediate.int_engagement__activities_by_account values "
             "('P1', '1customer:C1', null), ('P2', '2forum:F2', '1customer:C1'), ('P3', '2forum:F2', null)"
         )
+        # The last build's lifetime-value predictions, per person (without a resolution yet: the account node).
+        wh.execute("create table scoring.customer_value (person_id varchar, p_alive double precision)")
+        wh.execute("insert into scoring.customer_value values ('customer:C1', 0.5), ('customer:C4', 0.9)")
         # A scoring run killed outright left its work tables, with C1's review text in them.
         wh.execute("create table scoring._pending_texts as select 'RV1' as record_id, 'broken' as text")
         wh.execute("create table scoring._pending_texts_distinct as select 1 as n, 'broken' as text")
@@ -110,6 +113,7 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             for t in ("scoring.text_scores", "staging.stg_scoring__text_scores")
         }
         kept = [("forum", "RV1"), ("review", "RV2")]
+        assert wh.fetchall("select person_id from scoring.customer_value") == [("customer:C4",)]
         assert scores_left == {"scoring.text_scores": kept, "staging.stg_scoring__text_scores": kept}
         assert done == {
             "R1": (
@@ -121,6 +125,7 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
                     "raw.reviews": 1,
                     "scoring.text_scores": 1,
                     "staging.stg_scoring__text_scores": 1,
+                    "scoring.customer_value": 1,
                     "intermediate.int_feedback__touchpoints": 1,
                     "intermediate.int_engagement__activities_by_account": 2,
                 },
