@@ -629,11 +629,13 @@ def main(argv: list[str] | None = None) -> int:
     from crm_pipeline.load.loader import ensure_tables, write_pseudonym_key
     from crm_pipeline.load.warehouse import Warehouse
     from crm_pipeline.text.score import ensure_table
+    from crm_pipeline.value.score import ensure_tables as ensure_value_tables
 
     with Warehouse.from_url(url) as wh:
         ensure_tables(wh)
         write_pseudonym_key(wh, "bench")
         ensure_table(wh)
+        ensure_value_tables(wh)
     full, full_profile = run_day(url, landing, END, "")
     stages += full
     full_seconds = _build_seconds(_stage_dicts(full), "")

@@ -45,8 +45,10 @@ def prepare_warehouse() -> str:
         write_pseudonym_key(wh, cfg.key_secret)
         from crm_pipeline.privacy import ensure_tables as ensure_privacy_tables
         from crm_pipeline.text.score import ensure_table as ensure_scores_table
+        from crm_pipeline.value.score import ensure_tables as ensure_value_tables
 
         ensure_scores_table(wh)
+        ensure_value_tables(wh)  # dbt's sources exist before any build, the value fit's too
         ensure_privacy_tables(wh)
         if settings().bi_role:  # roles are cluster-wide: created only when asked for
             from crm_pipeline.bi_access import ensure_bi_role

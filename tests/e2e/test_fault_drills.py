@@ -438,12 +438,23 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     with (reference["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:
         people = list(csv.DictReader(fh))
     phones = [p["phone"] for p in people if p["customer_id"] and p["phone"]]
+    with Warehouse.from_url(url) as wh:
+        posters = {u for (u,) in wh.fetchall("select distinct user_id from raw.forum_posts")}
     linked = next(
-        p for p in people
-        if p["customer_id"] and p["forum_user_id"] and p["chat_sender_id"] and p["phone"]
-        and phones.count(p["phone"]) == 1 and p["is_staff"] == "0"
-    )  # fmt: skip
-    shop_only = next(p for p in people if p["customer_id"] and not p["forum_user_id"] and p is not linked)
+        p
+        for p in people
+        if p["customer_id"]
+        and p["forum_user_id"] in posters
+        and p["chat_sender_id"]
+        and p["phone"]
+        and phones.count(p["phone"]) == 1
+        and p["is_staff"] == "0"
+    )  # fmt: skip  (a shop customer who posts and chats, with a phone of their own)
+    shop_only = next(  # not a family's: DR3 must still name two people
+        p
+        for p in people
+        if p["customer_id"] and not p["forum_user_id"] and p is not linked and phones.count(p["phone"]) <= 1
+    )
     family = next(ph for ph in phones if phones.count(ph) > 1)
     with Warehouse.from_url(url) as wh:
         keys = {k for (k,) in wh.fetchall("select customer_key from marts.dim_customers")}
@@ -519,7 +530,7 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     # Every mart keyed by person, tier history and business alerts too.
     assert sorted(marts) == [
         "dim_customer_tier_history", "dim_customers", "fct_business_alerts", "fct_community_engagement",
-        "fct_customer_rfm", "fct_customer_risk", "fct_negative_feedback", "fct_tier_changes",
+        "fct_customer_rfm", "fct_customer_risk", "fct_customer_value", "fct_negative_feedback", "fct_tier_changes",
     ]  # fmt: skip
     assert marts == dict.fromkeys(marts, 0) and alerts_about_them == 0
     assert requests == [(None, None)] * 3

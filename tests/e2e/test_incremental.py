@@ -182,10 +182,11 @@ def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool, score: boo
     pipeline.apply_deletion_requests(day)
     if score:
         pipeline.score_texts()
-    if full_refresh:
-        dbt.run_dbt(
-            ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"], day
-        )
+    if full_refresh:  # in the pipeline's two halves, around the lifetime-value fit
+        build = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
+        dbt.run_dbt([*build, "--exclude", "tag:after_value_fit"], day)
+        pipeline.score_customer_value(day)
+        dbt.run_dbt([*build, "--select", "tag:after_value_fit"], day)
         return None
     return pipeline.build_marts(day, f"test-{day}")
 

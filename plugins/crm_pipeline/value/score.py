@@ -71,8 +71,11 @@ def ensure_tables(wh: Warehouse) -> None:
 def score_customers(wh: Warehouse, as_of: dt.date, annual_discount: float) -> ValueRun:
     """Fit on SUMMARY, predict for every buyer in it, and write both tables (in one transaction)."""
     ensure_tables(wh)
+    # In a fixed order: the optimiser's sums, so its last digits, depend on it, and the same day must
+    # give the same marts however its rows came back (reruns and drills compare them exactly).
     rows = wh.fetchall(
-        f"select person_id, repeat_purchases, recency_weeks, age_weeks, coalesce(mean_repeat_value, 0) from {SUMMARY}"
+        "select person_id, repeat_purchases, recency_weeks, age_weeks, coalesce(mean_repeat_value, 0) "
+        f"from {SUMMARY} order by person_id"
     )
     people = [r[0] for r in rows]
     x, t_x, age, m_x = (np.array([float(r[i]) for r in rows], dtype=float) for i in range(1, 5))

@@ -44,6 +44,7 @@ def test_a_fit_then_a_refused_fit_keeps_the_last_good_parameters(warehouse_url, 
         _summary(wh, rows)
         run = score_customers(wh, DAY1, 0.10)
         assert (run.status, run.customers, run.repeat_buyers, run.parameters_as_of) == ("fitted", 150, 100, DAY1)
+        day1 = sorted(wh.fetchall("select * from scoring.customer_value"))
         x, t_x, age, m = ([float(r[i] or 0) for r in rows] for i in range(1, 5))
         bgnbd, gamma_gamma = clv.fit_bgnbd(x, t_x, age), clv.fit_gamma_gamma(x, m)
         got = dict(wh.fetchall("select person_id, p_alive from scoring.customer_value"))
@@ -68,9 +69,11 @@ def test_a_fit_then_a_refused_fit_keeps_the_last_good_parameters(warehouse_url, 
             float(clv.clv(bgnbd, gamma_gamma, x[1], t_x[1], age[1], m[1], annual_discount=0.10)), rel=1e-3
         )
 
-        # Day 1 again (a backfill): fitted, and its row replaced, not added.
-        _summary(wh, rows)
+        # Day 1 again (a backfill), its rows coming back in another order: fitted, the very same
+        # predictions to the last digit (reruns are compared exactly), and its row replaced, not added.
+        _summary(wh, rows[::-1])
         assert score_customers(wh, DAY1, 0.10).status == "fitted"
+        assert sorted(wh.fetchall("select * from scoring.customer_value")) == day1
         assert wh.fetchone("select count(*) from audit.value_fits where as_of_date = %s", (DAY1,)) == (1,)
 
 
