@@ -123,6 +123,10 @@ def score_texts() -> dict:
     return {"scored": run.scored, "classified": run.classified, "version": VERSION, "by_source": run.by_source}
 
 
+# dbt selector of the models made from the lifetime-value fit; with "+", everything built on them.
+VALUE_TAG = "tag:after_value_fit"
+
+
 def build_marts(as_of: dt.date, run_id: str) -> dict:
     """dbt build (seeds, models and their data tests) into marts_build; nothing is published.
 
@@ -151,10 +155,10 @@ def build_marts(as_of: dt.date, run_id: str) -> dict:
     build = ["build", "--exclude-resource-type", "unit_test", *plan.dbt_args()]
     try:
         # Two halves: everything but what rests on the lifetime-value fit, the fit (Python, on the
-        # first half's summaries), then the value mart.
-        dbt.run_dbt([*build, "--exclude", "tag:after_value_fit"], as_of, extra_vars=plan.dbt_vars())
+        # first half's summaries), then the value mart and what uses it (the at-risk list, alerts).
+        dbt.run_dbt([*build, "--exclude", f"{VALUE_TAG}+"], as_of, extra_vars=plan.dbt_vars())
         value = score_customer_value(as_of)
-        dbt.run_dbt([*build, "--select", "tag:after_value_fit"], as_of, extra_vars=plan.dbt_vars())
+        dbt.run_dbt([*build, "--select", f"{VALUE_TAG}+"], as_of, extra_vars=plan.dbt_vars())
         ok = True
     finally:
         with writer_lock(target), Warehouse(target) as wh:

@@ -134,9 +134,11 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
     at_risk = (
         wh.fetchall(
             "select customer_key, risk_reason, negative_experiences_recent, last_negative_source, "
-            "last_negative_category, days_since_last_negative, value_at_stake, community_tier "
+            "last_negative_category, days_since_last_negative, value_at_stake, "
+            "cast(clv_12m as decimal(18, 2)), community_tier "
             "from marts.fct_customer_risk where is_at_risk "
-            "order by value_at_stake desc, negative_experiences_recent desc, customer_key limit 10"
+            "order by clv_12m desc nulls last, value_at_stake desc, negative_experiences_recent desc, customer_key "
+            "limit 10"
         )
         if "fct_customer_risk" in counts
         else []
@@ -340,6 +342,7 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
                         "last category",
                         "days since",
                         "value at stake",
+                        "CLV 12m",
                         "tier",
                     ],
                     [list(r) for r in data["at_risk"]],

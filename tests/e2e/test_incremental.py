@@ -184,9 +184,9 @@ def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool, score: boo
         pipeline.score_texts()
     if full_refresh:  # in the pipeline's two halves, around the lifetime-value fit
         build = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-        dbt.run_dbt([*build, "--exclude", "tag:after_value_fit"], day)
+        dbt.run_dbt([*build, "--exclude", f"{pipeline.VALUE_TAG}+"], day)
         pipeline.score_customer_value(day)
-        dbt.run_dbt([*build, "--select", "tag:after_value_fit"], day)
+        dbt.run_dbt([*build, "--select", f"{pipeline.VALUE_TAG}+"], day)
         return None
     return pipeline.build_marts(day, f"test-{day}")
 

@@ -64,6 +64,12 @@ persons as (
 
 ),
 
+predicted as (
+
+    select * from {{ ref('fct_customer_value') }}
+
+),
+
 named_orders as (
 
     {#- A negative post or message naming one of its writer's own orders. -#}
@@ -409,6 +415,8 @@ final as (
         {{ as_of_date() }} - {{ local_date('classified.occurred_at') }} as days_since_last_negative,
         -- value at stake
         cast(coalesce(tiered.monetary_amount, 0) as decimal(18, 2)) as value_at_stake,
+        predicted.churn_probability,
+        predicted.clv_12m,
         tiered.frequency_orders,
         tiered.rfm_segment,
         coalesce(tiered.community_tier, 'prospect') as community_tier,
@@ -420,6 +428,8 @@ final as (
         on classified.person_id = tiered.person_id
     left join persons
         on classified.person_id = persons.person_id
+    left join predicted
+        on persons.customer_key = predicted.customer_key
 
 )
 
