@@ -120,12 +120,10 @@ def _scored(df: pd.DataFrame, secret: str, segments_csv: Path) -> pd.DataFrame:
 
 def value_summaries(landing: Path, as_of: dt.date, tz_name: str, secret: str) -> dict[str, tuple]:
     """customer_key -> (x, t_x, T, mean repeat value) for the lifetime-value models: a purchase is a
-    local day whose counted orders are worth more than nothing net of refunds; weeks."""
+    local day with counted orders, its value net of refunds; weeks."""
     out = {}
     for cid, c in _per_customer(landing, as_of, tz_name).items():
-        days = sorted(d for d, value in c["days"].items() if value > 0)
-        if not days:
-            continue
+        days = sorted(c["days"])
         repeat = [c["days"][d] for d in days[1:]]
         out[hashlib.sha256(f"{secret}:customer:{cid}".encode()).hexdigest()[:32]] = (
             len(days) - 1,

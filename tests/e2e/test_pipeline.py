@@ -84,7 +84,12 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
             )
         }
         fit = wh.fetchone("select status, r, alpha, a, b, p, q, v, customers from audit.value_fits")
-    assert set(value) == set(summaries) and sum(1 for s in summaries.values() if s[0] > 0) >= 30
+        model = wh.fetchone(
+            "select as_of_date, parameters_as_of, customers, repeat_customers, bgnbd_r, gg_q "
+            "from marts.fct_customer_value_model"
+        )
+    # Everyone with a counted order (fct_customer_rfm's people), and no one else.
+    assert set(value) == set(summaries) == set(actual) and sum(1 for s in summaries.values() if s[0] > 0) >= 30
     for key, (x, t_x, age, mean) in summaries.items():
         got_x, got_t_x, got_age, got_mean, p_alive, orders, clv_12m, params_as_of = value[key]
         assert (got_x, got_t_x, got_age) == (x, pytest.approx(t_x), pytest.approx(age)), key
@@ -95,6 +100,8 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     expected_fit = ("fitted", bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b, gamma_gamma.p, gamma_gamma.q, gamma_gamma.v)
     assert fit[:8] == (expected_fit[0], *(pytest.approx(v, rel=1e-4) for v in expected_fit[1:]))  # optimiser tolerance
     assert fit[8] == len(summaries)
+    repeat_buyers = sum(1 for s in summaries.values() if s[0] > 0)
+    assert model[:4] == (AS_OF, AS_OF, len(summaries), repeat_buyers) and model[4:] == (fit[1], fit[6])
     assert "Predicted value by tier" in proc.stdout
     # The generator's buyers who stopped buying (ground truth) have the higher churn probability: AUC
     # over repeat buyers (BG/NBD gives a one-time buyer p_alive 1 by construction: nothing to rank).

@@ -1,6 +1,6 @@
 {#- Each buyer's calibration summary for the lifetime-value models (crm_pipeline.value), as of the
-    as-of day, in weeks. A purchase is a local day with counted orders whose value net of refunds
-    is positive: same-day orders are one purchase, and a day refunded in full is none. #}
+    as-of day, in weeks: everyone with a counted order (fct_customer_rfm's people). A purchase is a
+    local day with counted orders (same-day orders are one purchase), its value net of refunds. #}
 with
 
 orders as (
@@ -17,7 +17,6 @@ purchase_days as (
         sum(net_amount) as day_value
     from orders
     group by person_id, ordered_date
-    having sum(net_amount) > 0
 
 ),
 
