@@ -30,8 +30,7 @@ final as (
         p as gg_p,
         q as gg_q,
         v as gg_v,
-        gamma_gamma_log_likelihood as gg_log_likelihood,
-        seconds as fit_seconds
+        gamma_gamma_log_likelihood as gg_log_likelihood
 
     from fits
     where status in ('fitted', 'kept') and as_of_date = {{ as_of_date() }}
