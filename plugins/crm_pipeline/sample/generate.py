@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,10 @@ class Person:
     value: float = 1.0  # Pareto spend multiplier
     activity: float = 1.0  # community activity multiplier
     dropped_out_at: dt.datetime | None = None  # stopped buying then (a buyer who dropped out), UTC
+    base_orders: int = 0  # orders drawn before any community effect
+    buying_from: dt.datetime | None = None  # start of the span those orders were drawn over, UTC
+    community_joined_at: dt.datetime | None = None  # first forum or chat-group join, UTC
+    lift_orders: int = 0  # orders added by the community's lift (ground truth: lift_orders.csv)
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,18 @@ class Spool:
 
 # Share of buyers who stop buying for good before the sample's last day (ground truth: people.csv).
 DROPOUT_SHARE = 0.4
+# How much more often a buyer buys after joining the forum or a chat group (0.5: half as often again);
+# the orders it adds are listed in the ground truth (lift_orders.csv).
+MEMBER_LIFT = 0.5
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's product of uniforms; the means here are small)."""
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
 
 
 def _iso(ts: dt.datetime | None) -> str:
@@ -211,8 +228,10 @@ class Generator:
         truth: Path,
         volume: Volume | None = None,
         history_days: int = 730,
+        member_lift: float = MEMBER_LIFT,
     ):
         self.n = customers
+        self.member_lift = member_lift
         self.seed = seed
         self.rng = random.Random(seed)
         self.end_date = end_date
@@ -351,6 +370,7 @@ class Generator:
             if self.volume.orders != 1.0:
                 n_orders = round(n_orders * self.volume.orders)
             lo = max(self.start, p.registered)
+            p.base_orders, p.buying_from = n_orders, lo
             if n_orders and dropout.random() < DROPOUT_SHARE and self.end > lo:
                 p.dropped_out_at = lo + (self.end - lo) * dropout.uniform(0.1, 0.8)
             for _ in range(n_orders):
@@ -446,18 +466,66 @@ class Generator:
                         }
                     )
                     self._truth("review", review_id, kind, lang, cat)
+        self.orders_made = oid
 
-    def _order_row(self, order_id, p, ordered, status, total, channel, updated) -> dict:
+    def _order_row(self, order_id, p, ordered, status, total, channel, updated, rng=None) -> dict:
+        rng = rng or self.rng
         return {
             "order_id": order_id,
             "customer_id": p.customer_id,
-            "ordered_at": format_ts(self.rng, ordered),
+            "ordered_at": format_ts(rng, ordered),
             "status": status,
-            "total_amount": format_amount(self.rng, total),
+            "total_amount": format_amount(rng, total),
             "currency": "CNY",
             "channel": channel,
-            "updated_at": format_ts(self.rng, updated),
+            "updated_at": format_ts(rng, updated),
         }
+
+    def make_lift_orders(self) -> None:
+        """The community's effect, known exactly: after joining the forum or a chat group, a buyer buys
+        `member_lift` times as often again, until they drop out. Their extra orders are drawn from a
+        stream of their own, after everything else, so every other row is what it is without a lift.
+
+        A buyer's own rate is the orders drawn for them over the span they were drawn over; the added
+        orders are Poisson with mean lift x rate x time as a member, uniform over that time, one line
+        each, and are listed in the ground truth (lift_orders.csv).
+        """
+        self.lift_rows: list[tuple[str, str, dt.datetime, float]] = []
+        if self.member_lift <= 0:
+            return
+        rng = random.Random(f"lift:{self.seed}")
+        orders, items = self.rows["orders"], self.rows["order_items"]
+        oid = self.orders_made
+        for p in self.people:
+            if not (p.customer_id and p.base_orders and p.community_joined_at and p.buying_from):
+                continue
+            joined = max(p.community_joined_at, p.buying_from)
+            stop = min(self.end, p.dropped_out_at or self.end)
+            member_days = (stop - joined).total_seconds() / 86400
+            if member_days <= 0:
+                continue
+            rate = p.base_orders / max((self.end - p.buying_from).total_seconds() / 86400, 1.0)
+            for _ in range(_poisson(rng, self.member_lift * rate * member_days)):
+                oid += 1
+                order_id = f"O{oid:08d}"
+                ordered = joined + (stop - joined) * rng.random()
+                pid, name, cat, price = rng.choice(PRODUCTS)
+                unit = round(price * p.value**0.5, 2)
+                status = "completed" if (self.end - ordered).days >= 7 else "paid"
+                orders.append(self._order_row(order_id, p, ordered, status, unit, "mini_program", ordered, rng))
+                items.append(
+                    {
+                        "order_id": order_id,
+                        "line_no": 1,
+                        "product_id": pid,
+                        "quantity": 1,
+                        "unit_price": f"{unit:.2f}",
+                        "product_name": name,
+                        "category": cat,
+                    }
+                )
+                p.lift_orders += 1
+                self.lift_rows.append((order_id, p.person_id, ordered, unit))
 
     def make_forum(self) -> None:
         rng = self.rng
@@ -521,6 +589,7 @@ class Generator:
                     row["member_id"] = p.member_id
             joined = self._random_time(self.start, self.end - dt.timedelta(days=2))
             p.joined = joined
+            p.community_joined_at = joined
             row["joined_at"] = format_ts(rng, joined)
             users.append(row)
         # Staff post and reply a lot; identity must keep them out of member
@@ -679,6 +748,7 @@ class Generator:
             p.group = (gid, gname)
             mid += 1
             joined = self._random_time(window_start - dt.timedelta(days=30), window_start)
+            p.community_joined_at = min(p.community_joined_at or joined, joined)
             msgs.append(self._msg(mid, gid, gname, p, joined, "system", f'"{p.chat_sender_id}"加入了群聊', None))
             sender_of.append(p)
         sender_cum = list(itertools.accumulate(p.activity for p in senders))
@@ -775,6 +845,7 @@ class Generator:
         self.make_forum()
         self.make_chat()
         self.make_events()
+        self.make_lift_orders()
         self._truth_file.close()
 
 
@@ -825,6 +896,7 @@ def generate(
     end_date: dt.date | None = None,
     volume: Volume | None = None,
     real_shapes: bool = False,
+    member_lift: float = MEMBER_LIFT,
 ) -> dict:
     """Write the community; rows go to their files as they are made, so memory holds the people, not the rows.
 
@@ -835,7 +907,16 @@ def generate(
     end_date = end_date or dt.datetime.now(TZ).date()
     out.mkdir(parents=True, exist_ok=True)
     # make run's sample (real_shapes) keeps three years of orders and posts, as brands do.
-    gen = Generator(customers, seed, end_date, out, truth, volume, history_days=1100 if real_shapes else 730)
+    gen = Generator(
+        customers,
+        seed,
+        end_date,
+        out,
+        truth,
+        volume,
+        history_days=1100 if real_shapes else 730,
+        member_lift=member_lift,
+    )
     gen.run()
     extras = {}
     if real_shapes:
@@ -860,6 +941,8 @@ def generate(
                 "province",
                 "city",
                 "dropped_out_at",
+                "community_joined_at",
+                "lift_orders",
             ]
         )
         for p in gen.people:
@@ -878,14 +961,21 @@ def generate(
                     p.province,
                     p.city,
                     _iso(p.dropped_out_at),
+                    _iso(p.community_joined_at),
+                    p.lift_orders,
                 ]
             )
+    with (truth / "lift_orders.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["order_id", "person_id", "ordered_at", "amount"])
+        w.writerows((order_id, person, _iso(at), f"{amount:.2f}") for order_id, person, at, amount in gen.lift_rows)
     meta = {
         "customers": customers,
         "seed": seed,
         "end_date": end_date.isoformat(),
         "rows": counts,
         "volume": dataclasses.asdict(gen.volume),
+        "member_lift": member_lift,
         "files": {e: {"format": f, "encoding": enc} for e, (f, enc) in FILE_PLAN.items()},
         "real_shapes": extras,
     }
@@ -900,8 +990,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--end-date", type=dt.date.fromisoformat, default=None)
     ap.add_argument("--out", type=Path, default=Path("data/landing"))
     ap.add_argument("--truth", type=Path, default=Path("data/ground_truth"))
+    ap.add_argument(
+        "--member-lift", type=float, default=MEMBER_LIFT, help="how much more often members buy after joining"
+    )
     args = ap.parse_args(argv)
-    meta = generate(args.out, args.truth, args.customers, args.seed, args.end_date)
+    meta = generate(args.out, args.truth, args.customers, args.seed, args.end_date, member_lift=args.member_lift)
     print(json.dumps(meta["rows"], ensure_ascii=False))
 
 

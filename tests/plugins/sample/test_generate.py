@@ -39,7 +39,12 @@ def test_every_entity_is_written_and_truth_is_kept_apart(tmp_path):
     assert set(meta["rows"]) == written
     assert all(n > 0 for n in meta["rows"].values()), meta["rows"]
     assert {p.name for p in (tmp_path / "landing").iterdir()} == written
-    assert {p.name for p in (tmp_path / "truth").iterdir()} == {"people.csv", "texts.csv", "summary.json"}
+    assert {p.name for p in (tmp_path / "truth").iterdir()} == {
+        "people.csv",
+        "texts.csv",
+        "summary.json",
+        "lift_orders.csv",
+    }
 
 
 def test_people_link_across_channels_through_varied_phone_formats(tmp_path):
@@ -131,3 +136,45 @@ def _records_of(path):
     from crm_pipeline.sources.files import read_records
 
     return list(read_records(path)[2])
+
+
+def _rows(folder) -> list[dict]:
+    out: list[dict] = []
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            out += list(csv.DictReader(fh))
+    return out
+
+
+def test_a_member_lift_adds_orders_only_after_joining_and_changes_nothing_else(tmp_path):
+    end = dt.date(2026, 11, 22)
+    kw = {"customers": 400, "seed": 3, "end_date": end}
+    generate(tmp_path / "none" / "landing", tmp_path / "none" / "truth", member_lift=0.0, **kw)
+    generate(tmp_path / "lift" / "landing", tmp_path / "lift" / "truth", member_lift=1.0, **kw)
+    # Every file but orders and their lines is byte for byte what it is without a lift.
+    for path in sorted((tmp_path / "none" / "landing").rglob("*.*")):
+        twin = tmp_path / "lift" / "landing" / path.relative_to(tmp_path / "none" / "landing")
+        if path.parent.name not in ("orders", "order_items"):
+            assert twin.read_bytes() == path.read_bytes(), path.name
+    base, lifted = (_rows(tmp_path / s / "landing" / "orders") for s in ("none", "lift"))
+    added = lifted[len(base) :]
+    assert lifted[: len(base)] == base and added
+    with (tmp_path / "lift" / "truth" / "lift_orders.csv").open(encoding="utf-8") as fh:
+        truth = list(csv.DictReader(fh))
+    assert [r["order_id"] for r in truth] == [r["order_id"] for r in added]
+    with (tmp_path / "none" / "truth" / "lift_orders.csv").open(encoding="utf-8") as fh:
+        assert list(csv.DictReader(fh)) == []
+    with (tmp_path / "lift" / "truth" / "people.csv").open(encoding="utf-8") as fh:
+        people = {p["person_id"]: p for p in csv.DictReader(fh)}
+    customer_of = {o["order_id"]: o["customer_id"] for o in added}
+    per_person: dict[str, int] = {}
+    for r in truth:
+        p = people[r["person_id"]]
+        # Only a customer who joined the forum or a chat group, only after joining and before dropping out.
+        assert p["customer_id"] == customer_of[r["order_id"]] and p["community_joined_at"]
+        assert (p["forum_user_id"] or p["chat_sender_id"]) and r["ordered_at"] > p["community_joined_at"]
+        assert not p["dropped_out_at"] or r["ordered_at"] < p["dropped_out_at"]
+        per_person[r["person_id"]] = per_person.get(r["person_id"], 0) + 1
+    assert per_person == {k: int(p["lift_orders"]) for k, p in people.items() if int(p["lift_orders"])}
+    lines = _rows(tmp_path / "lift" / "landing" / "order_items")
+    assert {i["order_id"] for i in lines} >= set(customer_of)
