@@ -59,6 +59,16 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         if "fct_customer_value" in counts and "dim_customers" in counts
         else []
     )
+    lift = (
+        wh.fetchone(
+            "select matched_treated, control_people, window_days, purchase_rate_lift, purchase_rate_lift_low, "
+            "purchase_rate_lift_high, spend_lift, spend_lift_low, spend_lift_high, purchase_verdict, "
+            "(select count(*) from marts.fct_community_lift where cohort_month is not null) "
+            "from marts.fct_community_lift where cohort_key = 'all'"
+        )
+        if "fct_community_lift" in counts
+        else None
+    )
     tiers = (
         wh.fetchall("select community_tier, count(*) from marts.dim_customers group by 1")
         if "dim_customers" in counts
@@ -208,6 +218,7 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
         "counts": counts,
         "grid": grid,
         "value": value,
+        "lift": lift,
         "tiers": dict(tiers),
         "channels": channels,
     }
@@ -361,7 +372,24 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
         out.append(
             table(["tier", "buyers", "expected alive", "orders next 365d", "CLV 12m"], _value_rows(data["value"]))
         )
+    out += ["", _lift_line(data.get("lift"))]
     return "\n".join(out)
+
+
+def _lift_line(lift: tuple | None) -> str:
+    """The pooled community lift (fct_community_lift), or why there is none."""
+    head = "Community lift (fct_community_lift; joiners vs matched non-joiners, difference in differences): "
+    if lift is None:
+        return head + "no cohort yet (a joining month needs its windows inside the data and over by the as-of day)"
+    treated, controls, days, rate, low, high, spend, spend_low, spend_high, verdict, cohorts = lift
+    if rate is None or low is None:
+        return head + f"{verdict} ({treated} matched joiners over {cohorts} joining months)"
+    return head + (
+        f"{verdict}: {rate:+.3f} orders per person per 30 days (95% CI {low:+.3f} to {high:+.3f}), "
+        f"net spend {spend:+,.2f} (CI {spend_low:+,.2f} to {spend_high:+,.2f}); "
+        f"{treated} matched joiners over {cohorts} joining months against {controls:,} non-joiner comparisons, "
+        f"{days}-day windows"
+    )
 
 
 def _value_rows(value: list[tuple]) -> list[list]:

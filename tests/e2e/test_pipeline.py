@@ -102,7 +102,7 @@ def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     assert fit[8] == len(summaries)
     repeat_buyers = sum(1 for s in summaries.values() if s[0] > 0)
     assert model[:4] == (AS_OF, AS_OF, len(summaries), repeat_buyers) and model[4:] == (fit[1], fit[6])
-    assert "Predicted value by tier" in proc.stdout
+    assert "Predicted value by tier" in proc.stdout and "Community lift (fct_community_lift" in proc.stdout
     # The generator's buyers who stopped buying (ground truth) have the higher churn probability: AUC
     # over repeat buyers (BG/NBD gives a one-time buyer p_alive 1 by construction: nothing to rank).
     with (crm_env["tmp"] / "truth" / "people.csv").open(encoding="utf-8") as fh:

@@ -94,3 +94,17 @@ def test_every_dag_runs_and_a_run_of_no_task_is_a_failure(crm_env, capsys):
     assert "DAG crm_extract_forum: ran no task" in out.out
     assert "DAG crm_extract_shop: failed (failed tasks: check_raw)" in out.out
     assert "run FAILED for 1998-06-30: marts were not rebuilt" in out.err
+
+
+def test_the_summary_states_the_community_lift_with_its_interval_or_why_there_is_none():
+    from decimal import Decimal
+
+    from crm_pipeline.summary import _lift_line
+
+    assert "no cohort yet" in _lift_line(None)
+    assert _lift_line((1, 0, 180, None, None, None, None, None, None, "too few to tell", 1)).endswith(
+        "too few to tell (1 matched joiners over 1 joining months)"
+    )
+    line = _lift_line((197, Decimal(6090), 180, 0.0331, 0.0121, 0.0544, 48.333, -28.981, 125.649, "buy more", 11))
+    assert "buy more: +0.033 orders per person per 30 days (95% CI +0.012 to +0.054)" in line
+    assert "net spend +48.33 (CI -28.98 to +125.65)" in line and "6,090 non-joiner comparisons" in line
