@@ -156,7 +156,8 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
     at_risk_total = (
         wh.fetchone(
             "select count(*), coalesce(sum(value_at_stake), 0), "
-            "(select count(*) from marts.fct_customer_risk where risk_state = 'win_back') "
+            "(select count(*) from marts.fct_customer_risk where risk_state = 'win_back'), "
+            "cast(sum(clv_12m) as decimal(18, 2)) "
             "from marts.fct_customer_risk where is_at_risk"
         )
         if "fct_customer_risk" in counts
@@ -336,10 +337,12 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
             + (f"; texts scored: {scored}" if scored else ""),
         ]
     if data.get("at_risk_total"):
-        n, value, win_back = data["at_risk_total"]
+        n, value, win_back, clv = data["at_risk_total"]
+        lost = f"{clv or 0:,.2f}" if clv is not None or not n else "n/a (no usable value fit)"
         out += [
             "",
-            f"At-risk customers (recent unanswered complaints, fct_customer_risk): {n}, value at stake {value}; "
+            f"At-risk customers (recent unanswered complaints, fct_customer_risk): {n}; their spend to date "
+            f"{value:,.2f}, expected value lost if they leave (12-month CLV) {lost}; "
             f"win-back (complaints, then silence): {win_back}",
         ]
         if data.get("at_risk"):
@@ -352,7 +355,7 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
                         "last source",
                         "last category",
                         "days since",
-                        "value at stake",
+                        "spend to date",
                         "CLV 12m",
                         "tier",
                     ],
