@@ -73,30 +73,28 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise SettingError(f"{name}={value!r} is not a boolean: use 1/0, true/false, yes/no or on/off")
 
 
-def env_int(name: str, default: int | None, minimum: int | None = None) -> int | None:
+def _env_number(name: str, default, kind, what: str, minimum=None, maximum=None):
+    """A number of `kind` (int or float) from the environment, within [minimum, maximum] where given."""
     value = _raw(name)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise SettingError(f"{name}={value!r} is not a whole number") from None
+        raise SettingError(f"{name}={value!r} is not {what}") from None
     if minimum is not None and number < minimum:
         raise SettingError(f"{name}={number} is below its minimum, {minimum}")
+    if maximum is not None and number > maximum:
+        raise SettingError(f"{name}={number} is above its maximum, {maximum}")
     return number
+
+
+def env_int(name: str, default: int | None, minimum: int | None = None) -> int | None:
+    return _env_number(name, default, int, "a whole number", minimum)
 
 
 def env_float(name: str, default: float, minimum: float, maximum: float) -> float:
-    value = _raw(name)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingError(f"{name}={value!r} is not a number") from None
-    if not minimum <= number <= maximum:
-        raise SettingError(f"{name}={number} is outside [{minimum}, {maximum}]")
-    return number
+    return _env_number(name, default, float, "a number", minimum, maximum)
 
 
 def env_list(name: str, default: str = "") -> tuple[str, ...]:

@@ -154,11 +154,7 @@ def build_marts(as_of: dt.date, run_id: str) -> dict:
     ok = False
     build = ["build", "--exclude-resource-type", "unit_test", *plan.dbt_args()]
     try:
-        # Two halves: everything but what rests on the lifetime-value fit, the fit (Python, on the
-        # first half's summaries), then the value mart and what uses it (the at-risk list, alerts).
-        dbt.run_dbt([*build, "--exclude", f"{VALUE_TAG}+"], as_of, extra_vars=plan.dbt_vars())
-        value = score_customer_value(as_of)
-        dbt.run_dbt([*build, "--select", f"{VALUE_TAG}+"], as_of, extra_vars=plan.dbt_vars())
+        value = build_in_halves(build, as_of, plan.dbt_vars())
         ok = True
     finally:
         with writer_lock(target), Warehouse(target) as wh:
@@ -166,6 +162,18 @@ def build_marts(as_of: dt.date, run_id: str) -> dict:
             # A build that failed half-way leaves some staging tables ahead of the others.
             incremental.record(wh, plan, build_id) if ok else incremental.forget(wh)
     return {"full_refresh": plan.full_refresh, "reason": plan.reason, "customer_value": value}
+
+
+def build_in_halves(build: list[str], as_of: dt.date, extra_vars: dict | None = None) -> dict:
+    """A dbt build (its arguments: `build`) in two halves around the lifetime-value fit: everything but
+    what rests on the fit, the fit (Python, on the first half's summaries), then the value mart and what
+    uses it (the at-risk list, alerts). Returns the fit's outcome."""
+    from crm_pipeline.transform import dbt
+
+    dbt.run_dbt([*build, "--exclude", f"{VALUE_TAG}+"], as_of, extra_vars=extra_vars)
+    value = score_customer_value(as_of)
+    dbt.run_dbt([*build, "--select", f"{VALUE_TAG}+"], as_of, extra_vars=extra_vars)
+    return value
 
 
 def score_customer_value(as_of: dt.date) -> dict:

@@ -170,7 +170,6 @@ def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool, score: boo
     yardstick (B) a plain full-refresh build of the models alone: B's content is what is compared, and
     A's build runs every data test on what the incremental path produced."""
     from crm_pipeline import pipeline
-    from crm_pipeline.transform import dbt
 
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -184,9 +183,7 @@ def run_day(monkeypatch, env: dict, day: dt.date, full_refresh: bool, score: boo
         pipeline.score_texts()
     if full_refresh:  # in the pipeline's two halves, around the lifetime-value fit
         build = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-        dbt.run_dbt([*build, "--exclude", f"{pipeline.VALUE_TAG}+"], day)
-        pipeline.score_customer_value(day)
-        dbt.run_dbt([*build, "--select", f"{pipeline.VALUE_TAG}+"], day)
+        pipeline.build_in_halves(build, day)
         return None
     return pipeline.build_marts(day, f"test-{day}")
 

@@ -12,6 +12,18 @@ import json
 
 from crm_pipeline.transform.dbt import run_dbt
 
+
+def _show(sql: str, monkeypatch, tmp_path) -> list[dict]:
+    """The rows of `dbt show --inline SQL` on an empty DuckDB warehouse."""
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    result = run_dbt(
+        ["show", "--inline", sql, "--output", "json", "--limit", "100"],
+        dt.date(2026, 11, 22),
+        url=f"duckdb:///{tmp_path}/w.duckdb",
+    )
+    return json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
+
+
 VALUES = "(select * from (values (-1.5), (0), (0.5), (1), (7), (null)) as v(x))"
 # (bounds, the values outside them): nulls always pass, bounds are inclusive, an absent bound is open.
 CASES = [
@@ -24,7 +36,6 @@ CASES = [
 
 
 def test_in_range_fails_exactly_the_rows_outside_its_bounds(monkeypatch, tmp_path):
-    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
     parts = []
     for i, (bounds, _) in enumerate(CASES):
         args = ", ".join(f"{k}={v}" for k, v in bounds.items())
@@ -33,12 +44,7 @@ def test_in_range_fails_exactly_the_rows_outside_its_bounds(monkeypatch, tmp_pat
             f"({{{{ test_in_range(model=\"{VALUES}\", column_name='x', {args}) }}}}) as t{i}"
         )
     sql = f"select * from ({' union all '.join(parts)}) as cases order by i, x"
-    result = run_dbt(
-        ["show", "--inline", sql, "--output", "json", "--limit", "100"],
-        dt.date(2026, 11, 22),
-        url=f"duckdb:///{tmp_path}/w.duckdb",
-    )
-    rows = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
+    rows = _show(sql, monkeypatch, tmp_path)
     got = {i: [r["x"] for r in rows if r["i"] == i] for i in range(len(CASES))}
     assert got == {i: outside for i, (_, outside) in enumerate(CASES)}
 
@@ -48,7 +54,6 @@ NULLS = "(select * from (values (1, 'x', 1.0), (2, null, null), (3, 'z', null)) 
 
 
 def test_not_null_columns_fails_once_per_column_that_has_a_null_with_its_count(monkeypatch, tmp_path):
-    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
     cases = {0: ["a"], 1: ["a", "b"], 2: ["c", "a", "b"]}
     parts = [
         f"select {i} as i, column_name, null_rows from "
@@ -56,10 +61,5 @@ def test_not_null_columns_fails_once_per_column_that_has_a_null_with_its_count(m
         for i, columns in cases.items()
     ]
     sql = f"select * from ({' union all '.join(parts)}) as cases order by i, column_name"
-    result = run_dbt(
-        ["show", "--inline", sql, "--output", "json", "--limit", "100"],
-        dt.date(2026, 11, 22),
-        url=f"duckdb:///{tmp_path}/w.duckdb",
-    )
-    rows = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
+    rows = _show(sql, monkeypatch, tmp_path)
     assert [(r["i"], r["column_name"], r["null_rows"]) for r in rows] == [(1, "b", 1), (2, "b", 1), (2, "c", 2)]

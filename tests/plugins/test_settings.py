@@ -119,6 +119,9 @@ def test_one_boolean_parser(monkeypatch, raw, expected):
         ("CRM_LOAD_GROUP_ROWS", "0", r"CRM_LOAD_GROUP_ROWS=0 is below its minimum, 1"),
         ("CRM_PUBLISH_CUTOFF", "6am", r"CRM_PUBLISH_CUTOFF='6am' is not a local time HH:MM"),
         ("CRM_EARLIEST_DATE", "2024/01/01", r"CRM_EARLIEST_DATE: not an ISO date"),
+        ("CRM_CLV_ANNUAL_DISCOUNT", "10%", r"CRM_CLV_ANNUAL_DISCOUNT='10%' is not a number"),
+        ("CRM_CLV_ANNUAL_DISCOUNT", "1.5", r"CRM_CLV_ANNUAL_DISCOUNT=1.5 is above its maximum, 1.0"),
+        ("CRM_CLV_ANNUAL_DISCOUNT", "-0.1", r"CRM_CLV_ANNUAL_DISCOUNT=-0.1 is below its minimum, 0.0"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, name, raw, message):

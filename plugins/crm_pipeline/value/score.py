@@ -82,9 +82,9 @@ def score_customers(wh: Warehouse, as_of: dt.date, annual_discount: float) -> Va
     repeat_buyers = int((x > 0).sum())
     started = dt.datetime.now(dt.UTC)
     fit, message = _fit(x, t_x, age, m_x)
-    status, used_as_of = ("fitted", as_of) if fit else _last_good(wh, as_of)
-    if status == "kept":
-        fit = _last_good_parameters(wh, used_as_of)
+    status, used_as_of = "fitted", as_of
+    if not fit:
+        status, used_as_of, fit = _last_good(wh, as_of)
     if status != "fitted":
         log.warning("customer value for %s: %s; %s", as_of, message, _describe(status, used_as_of))
     bgnbd, gamma_gamma = fit if fit else (None, None)
@@ -108,24 +108,22 @@ def _fit(x, t_x, age, m_x):
         return None, str(exc)
 
 
-def _last_good(wh: Warehouse, as_of: dt.date) -> tuple[str, dt.date | None]:
-    row = wh.fetchone(
-        "select max(as_of_date) from audit.value_fits where status = 'fitted' and as_of_date <= %s", (as_of,)
-    )
-    return ("kept", row[0]) if row and row[0] else ("none", None)
-
-
-def _last_good_parameters(wh: Warehouse, as_of: dt.date):
+def _last_good(wh: Warehouse, as_of: dt.date) -> tuple[str, dt.date | None, tuple | None]:
+    """("kept", its day, its models) for the latest fitted day on or before as_of, else ("none", None, None)."""
     names = BGNBD + GAMMA_GAMMA
     row = wh.fetchone(
-        f"select {', '.join(names)}, bgnbd_log_likelihood, gamma_gamma_log_likelihood, customers, repeat_buyers "
-        "from audit.value_fits where as_of_date = %s",
+        f"select as_of_date, {', '.join(names)}, bgnbd_log_likelihood, gamma_gamma_log_likelihood, customers, "
+        "repeat_buyers from audit.value_fits where status = 'fitted' and as_of_date <= %s "
+        "order by as_of_date desc limit 1",
         (as_of,),
     )
-    r, alpha, a, b, p, q, v, ll_bg, ll_gg, customers, repeat_buyers = row
+    if not row:
+        return "none", None, None
+    day, r, alpha, a, b, p, q, v, ll_bg, ll_gg, customers, repeat_buyers = row
     return (
-        clv.BgNbd(r, alpha, a, b, ll_bg, customers, 0.0),
-        clv.GammaGamma(p, q, v, ll_gg, repeat_buyers, 0.0),
+        "kept",
+        day,
+        (clv.BgNbd(r, alpha, a, b, ll_bg, customers, 0.0), clv.GammaGamma(p, q, v, ll_gg, repeat_buyers, 0.0)),
     )
 
 
