@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -158,7 +159,7 @@ def test_the_lift_mart_recovers_a_known_lift_and_finds_none_where_there_is_none(
     assert sorted(expected) == sorted(mart.index)
     for key, row in expected.items():
         for name, value in row.items():
-            assert mart.loc[key, name] == pytest.approx(value, rel=1e-9, abs=1e-12), (key, name)
+            assert float(mart.loc[key, name]) == pytest.approx(value, abs=5e-7), (key, name)  # six decimals
 
     # The joiners are the generator's: each matched joiner first joined (forum or chat) in their month.
     people = pd.read_csv(built["truth"] / "people.csv", dtype=str, keep_default_na=False)
@@ -176,7 +177,7 @@ def test_the_lift_mart_recovers_a_known_lift_and_finds_none_where_there_is_none(
     assert agree / len(treated) >= 0.97, (agree, len(treated))
     assert len(_matched(panel)) >= 400
 
-    pooled = mart.loc["all"]
+    pooled = mart.loc["all"].map(lambda v: float(v) if isinstance(v, Decimal) else v)
     true_orders, true_value = _true_effect(built)
     assert pooled.lift_low <= true_orders <= pooled.lift_high, (pooled.to_dict(), true_orders)
     assert pooled.spend_low <= true_value <= pooled.spend_high, (pooled.to_dict(), true_value)

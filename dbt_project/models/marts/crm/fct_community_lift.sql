@@ -9,7 +9,8 @@
     Its variance: the treated effects' sample variance over their number, plus, per stratum, the
     squared share of the treated in it times the control changes' sample variance over the number of
     controls (strata need two controls). 95% interval: lift +- 1.96 standard errors. Rates are per
-    person per 30 days. -#}
+    person per 30 days, to six decimals: sums of doubles differ in their last bits with the order the
+    rows come in, and a rebuild of the same day must give the same mart. -#}
 
 {%- set window_days = var('community_lift_window_days') -%}
 {%- set per_30_days = '30.0 / ' ~ window_days -%}
@@ -215,20 +216,20 @@ final as (
         treated_people,
         matched_treated,
         treated_people - matched_treated as unmatched_treated,
-        control_people,
+        cast(control_people as bigint) as control_people,
         matched_strata,
         -- purchase rates: orders per person per 30 days, before and after, joiners and their controls
-        pre_orders * {{ per_30_days }} as joined_rate_before,
-        post_orders * {{ per_30_days }} as joined_rate_after,
-        control_pre_orders * {{ per_30_days }} as control_rate_before,
-        control_post_orders * {{ per_30_days }} as control_rate_after,
+        cast(pre_orders * {{ per_30_days }} as decimal(18, 6)) as joined_rate_before,
+        cast(post_orders * {{ per_30_days }} as decimal(18, 6)) as joined_rate_after,
+        cast(control_pre_orders * {{ per_30_days }} as decimal(18, 6)) as control_rate_before,
+        cast(control_post_orders * {{ per_30_days }} as decimal(18, 6)) as control_rate_after,
         -- lift: difference in differences, per person per 30 days
-        orders_lift * {{ per_30_days }} as purchase_rate_lift,
-        (orders_lift - 1.96 * orders_lift_se) * {{ per_30_days }} as purchase_rate_lift_low,
-        (orders_lift + 1.96 * orders_lift_se) * {{ per_30_days }} as purchase_rate_lift_high,
-        spend_lift * {{ per_30_days }} as spend_lift,
-        (spend_lift - 1.96 * spend_lift_se) * {{ per_30_days }} as spend_lift_low,
-        (spend_lift + 1.96 * spend_lift_se) * {{ per_30_days }} as spend_lift_high
+        cast(orders_lift * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift,
+        cast((orders_lift - 1.96 * orders_lift_se) * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift_low,
+        cast((orders_lift + 1.96 * orders_lift_se) * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift_high,
+        cast(spend_lift * {{ per_30_days }} as decimal(18, 6)) as spend_lift,
+        cast((spend_lift - 1.96 * spend_lift_se) * {{ per_30_days }} as decimal(18, 6)) as spend_lift_low,
+        cast((spend_lift + 1.96 * spend_lift_se) * {{ per_30_days }} as decimal(18, 6)) as spend_lift_high
 
     from estimated
 
