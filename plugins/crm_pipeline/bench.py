@@ -224,7 +224,10 @@ def _stage_dbt(url: str, day: dt.date) -> tuple[float, tuple[bool, int, dict]]:
     seconds = time.perf_counter() - t0
     with Warehouse.from_url(url) as wh:
         raw_rows = sum(int(wh.fetchone(f"select count(*) from raw.{e}")[0]) for e in SPECS)
+        fit = wh.fetchone("select seconds, customers, status from audit.value_fits where as_of_date = %s", (day,))
     profile = dbt_profile(artifacts_dir(parse_url(url)) / "target" / "run_results.json", seconds)
+    if fit:  # the lifetime-value fit runs between the build's two halves, inside this stage's seconds
+        profile["value_fit"] = {"seconds": round(float(fit[0]), 3), "customers": int(fit[1]), "status": fit[2]}
     return seconds, (build["full_refresh"], raw_rows, profile)
 
 
@@ -511,6 +514,12 @@ def _profile_lines(r: dict) -> list[str]:
         for kind in sorted({k for _, d in builds for k in d["thread_seconds"]}):
             values = " | ".join(f"{d['thread_seconds'].get(kind, 0):.1f}" for _, d in builds)
             out.append(f"| {kind}s, thread seconds | {values} |")
+        if any("value_fit" in d for _, d in builds):
+            values = " | ".join(
+                f"{d['value_fit']['seconds']:.1f} ({d['value_fit']['customers']:,} buyers)" if "value_fit" in d else "–"
+                for _, d in builds
+            )
+            out.append(f"| lifetime-value fit (between the halves) | {values} |")
         # The slowest nodes of either build, in the first build's order.
         top = []
         for _, d in builds:

@@ -276,6 +276,7 @@ def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
         "outside_run": 2.0,
         "thread_seconds": {"model": 1.2, "test": 0.5},
         "nodes": {"model": {"b": 1.0, "a": 0.2}, "test": {"not_null_a_id": 0.5}},
+        "value_fit": {"seconds": 0.42, "customers": 12345, "status": "fitted"},
     }
     load = {"orders": [2.0, 1000], "chat_messages": [4.0, 6000], "events": [0.0, 0], "deletion_requests": [0.1, 0]}
     base = {"customers": 10, "engine": "duckdb", "machine": "x86_64", "taken": "2026-11-30", "stages": []}
@@ -299,6 +300,7 @@ def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
         "| models, thread seconds | 4.5 | 1.2 |",
         "| seeds, thread seconds | 0.1 | 0.0 |",
         "| tests, thread seconds | 0.7 | 0.5 |",
+        "| lifetime-value fit (between the halves) | – | 0.4 (12,345 buyers) |",
         "| model `a` | 3.0 | 0.2 |",
         "| model `b` | 1.5 | 1.0 |",
         "| test `not_null_a_id` | 0.5 | 0.5 |",
