@@ -2,8 +2,10 @@
     state a CRM manager acts on (docs/classifier.md, "Customer risk").
 
     Experiences: touchpoints about the same order (its review, its refund, a
-    negative post or message naming the order id) are one experience, dated
-    at its last touchpoint; it is negative when any of them is. A positive
+    negative post or message naming the order id) are one experience; it is
+    negative when any of them is, and dated at its last negative touchpoint
+    (a later neutral word on the same order does not make the complaint
+    later, nor hide a purchase made after it), else at its last touchpoint. A positive
     experience is a review rated var('positive_rating_min') or more, or a
     text scored var('positive_sentiment_min') or more, that is not negative.
     The rest are neutral: they neither extend nor end a streak.
@@ -125,7 +127,7 @@ experiences as (
     select
         person_id,
         experience_key,
-        max(occurred_at) as occurred_at,
+        coalesce(max(case when is_negative then occurred_at end), max(occurred_at)) as occurred_at,
         bool_or(is_negative) as is_negative,
         not bool_or(is_negative) and bool_or(is_positive) as is_positive,
         min(case when is_positive then feedback_source end) as positive_source
