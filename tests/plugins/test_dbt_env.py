@@ -105,3 +105,20 @@ def test_dbt_in_this_process_leaves_the_environment_and_the_warehouse_file_as_th
     # A model that fails (no raw table under it): dbt's exit status 1 and the failing node, as from its CLI.
     failed = dbt.run_dbt(["run", "--select", "stg_shop__customers"], dt.date(2026, 11, 20), url=url, check=False)
     assert (failed.returncode, failed.failures) == (1, ["model.crm_warehouse.stg_shop__customers"]), failed.output
+
+
+def test_a_dbt_failure_keeps_its_message_and_failures_across_processes():
+    """The bench runs each stage in a process pool: the failure must come back whole."""
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool:
+        error = pool.submit(_fail).exception()
+    assert isinstance(error, dbt.DbtError)
+    assert str(error) == "dbt build failed: test.x" and error.failures == ["test.x"]
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.failures) == (str(error), error.failures)
+
+
+def _fail():
+    raise dbt.DbtError("dbt build failed: test.x", ["test.x"])

@@ -21,6 +21,11 @@ class DbtError(RuntimeError):
         super().__init__(message)
         self.failures = failures
 
+    def __reduce__(self):
+        # Rebuilt with both arguments when it crosses a process boundary (the bench's stages run in a
+        # process pool: unpicklable, the error came back as a broken pool and its message was lost).
+        return type(self), (str(self), self.failures)
+
 
 @dataclass
 class DbtResult:
