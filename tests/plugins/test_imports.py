@@ -84,10 +84,11 @@ def test_the_package_has_no_import_cycle():
 
 
 # What the worker image does not need (issue 27): the benchmark, the sample generator, the classifier's
-# training and evaluation, and `make run` with its summary. Everything else in the package is runtime.
+# training and evaluation, `make run` with its summary, and `make docs`. Everything else in the package is runtime.
 TOOLING = (
     "crm_pipeline.bench",
     "crm_pipeline.bench_baseline",
+    "crm_pipeline.dbt_docs",
     "crm_pipeline.identity_eval",
     "crm_pipeline.run",
     "crm_pipeline.sample",
