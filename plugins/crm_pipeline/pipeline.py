@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 
 from crm_pipeline.config import parse_date, settings
 from crm_pipeline.load.loader import BatchResult, ensure_tables, load_landing, write_pseudonym_key
@@ -171,6 +172,8 @@ def build_in_halves(build: list[str], as_of: dt.date, extra_vars: dict | None = 
     from crm_pipeline.transform import dbt
 
     dbt.run_dbt([*build, "--exclude", f"{VALUE_TAG}+"], as_of, extra_vars=extra_vars)
+    target = dbt.artifacts_dir(parse_url(settings().warehouse_url)) / "target"
+    shutil.copyfile(target / "run_results.json", target / dbt.FIRST_HALF_RESULTS)
     value = score_customer_value(as_of)
     dbt.run_dbt([*build, "--select", f"{VALUE_TAG}+"], as_of, extra_vars=extra_vars)
     return value

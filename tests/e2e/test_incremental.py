@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,18 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
         a, b = contents(warehouses[0]), contents(warehouses[1])
         differ = {name: (a[name], b[name]) for name in a if a[name] != b[name]}
         assert not differ, f"day {k} ({day}, {incremental['reason']}): incremental != full refresh: {differ}"
+    # Each half of the build (around the value fit) left its run results: the bench reads both.
+    from crm_pipeline.load.warehouse import parse_url
+    from crm_pipeline.transform.dbt import FIRST_HALF_RESULTS, artifacts_dir
+
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", envs[1]["CRM_DBT_ARTIFACTS_DIR"])
+    target = artifacts_dir(parse_url(warehouses[1])) / "target"
+    halves = [
+        {r["unique_id"] for r in json.loads((target / name).read_text())["results"]}
+        for name in (FIRST_HALF_RESULTS, "run_results.json")
+    ]
+    assert "model.crm_warehouse.int_customers__value_summary" in halves[0] - halves[1]
+    assert "model.crm_warehouse.fct_customer_value" in halves[1] - halves[0]
     # Day 0 has nothing to build on; day 4's erasure deleted raw rows; the other days are incremental.
     assert [m[1] for m in modes] == [True, False, False, False, True, False], modes
     assert "no previous build" in modes[0][2]

@@ -260,9 +260,14 @@ def test_the_dbt_profile_sums_thread_time_per_kind_and_names_each_node(tmp_path)
     ]
     path = tmp_path / "run_results.json"
     path.write_text(json.dumps({"results": results, "elapsed_time": 4.0}))
-    profile = dbt_profile(path, 7.5)
+    profile = dbt_profile([path], 7.5)
     assert profile == FULL_DBT
     assert list(profile["nodes"]["model"]) == ["a", "b"]  # slowest first
+    # A build in two halves (around the value fit) is both files: the same figures, split 2 + 3 nodes.
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"results": results[:2], "elapsed_time": 2.5}))
+    second.write_text(json.dumps({"results": results[2:], "elapsed_time": 1.5}))
+    assert dbt_profile([first, second], 7.5) == FULL_DBT
 
 
 def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):

@@ -13,6 +13,10 @@ from pathlib import Path
 from crm_pipeline.config import DBT_PROJECT_DIR, as_of_bounds_utc, settings
 from crm_pipeline.load.warehouse import WarehouseTarget, parse_url, writer_lock
 
+# A build in two halves (pipeline.build_in_halves) keeps the first half's run_results.json under this
+# name beside the second's: what each half ran, and how long (the bench reads both).
+FIRST_HALF_RESULTS = "run_results_first_half.json"
+
 
 class DbtError(RuntimeError):
     """dbt exited non-zero; `failures` names the failing nodes (empty when none ran to a verdict)."""
