@@ -61,8 +61,9 @@ def collect(wh: Warehouse, as_of: dt.date) -> dict:
     )
     lift = (
         wh.fetchone(
-            "select matched_treated, control_people, window_days, purchase_rate_lift, purchase_rate_lift_low, "
-            "purchase_rate_lift_high, spend_lift, spend_lift_low, spend_lift_high, purchase_verdict, "
+            "select treated_people - uncompared_people, control_people, window_days, purchase_rate_lift, "
+            "purchase_rate_lift_low, purchase_rate_lift_high, purchase_rate_lift_relative, spend_lift, "
+            "spend_lift_low, spend_lift_high, purchase_verdict, "
             "(select count(*) from marts.fct_community_lift where cohort_month is not null) "
             "from marts.fct_community_lift where cohort_key = 'all'"
         )
@@ -381,16 +382,16 @@ def render(data: dict, as_of: dt.date, where: str) -> str:
 
 def _lift_line(lift: tuple | None) -> str:
     """The pooled community lift (fct_community_lift), or why there is none."""
-    head = "Community lift (fct_community_lift; joiners vs matched non-joiners, difference in differences): "
+    head = "Community lift (fct_community_lift; joiners against their own buying before, grown as non-joiners' grew): "
     if lift is None:
         return head + "no cohort yet (a joining month needs its windows inside the data and over by the as-of day)"
-    treated, controls, days, rate, low, high, spend, spend_low, spend_high, verdict, cohorts = lift
+    joiners, controls, days, rate, low, high, relative, spend, spend_low, spend_high, verdict, cohorts = lift
     if rate is None or low is None:
-        return head + f"{verdict} ({treated} matched joiners over {cohorts} joining months)"
+        return head + f"{verdict} ({joiners} joiners compared over {cohorts} joining months)"
     return head + (
-        f"{verdict}: {rate:+.3f} orders per person per 30 days (95% CI {low:+.3f} to {high:+.3f}), "
-        f"net spend {spend:+,.2f} (CI {spend_low:+,.2f} to {spend_high:+,.2f}); "
-        f"{treated} matched joiners over {cohorts} joining months against {controls:,} non-joiner comparisons, "
+        f"{verdict}: {rate:+.3f} orders per person per 30 days ({relative:+.0%} on what they would have bought; "
+        f"95% CI {low:+.3f} to {high:+.3f}), net spend {spend:+,.2f} (CI {spend_low:+,.2f} to {spend_high:+,.2f}); "
+        f"{joiners} joiners over {cohorts} joining months against {controls:,} non-joiner comparisons, "
         f"{days}-day windows"
     )
 

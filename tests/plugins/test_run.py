@@ -102,9 +102,12 @@ def test_the_summary_states_the_community_lift_with_its_interval_or_why_there_is
     from crm_pipeline.summary import _lift_line
 
     assert "no cohort yet" in _lift_line(None)
-    assert _lift_line((1, 0, 180, None, None, None, None, None, None, "too few to tell", 1)).endswith(
-        "too few to tell (1 matched joiners over 1 joining months)"
+    assert _lift_line((1, 0, 180, None, None, None, None, None, None, None, "too few to tell", 1)).endswith(
+        "too few to tell (1 joiners compared over 1 joining months)"
     )
-    line = _lift_line((197, Decimal(6090), 180, 0.0331, 0.0121, 0.0544, 48.333, -28.981, 125.649, "buy more", 11))
-    assert "buy more: +0.033 orders per person per 30 days (95% CI +0.012 to +0.054)" in line
-    assert "net spend +48.33 (CI -28.98 to +125.65)" in line and "6,090 non-joiner comparisons" in line
+    line = _lift_line(
+        (197, Decimal(6090), 180, 0.0331, 0.0121, 0.0544, Decimal("0.4612"), 48.333, -28.981, 125.649, "buy more", 11)
+    )
+    assert "buy more: +0.033 orders per person per 30 days (+46% on what they would have bought; " in line
+    assert "95% CI +0.012 to +0.054), net spend +48.33 (CI -28.98 to +125.65)" in line
+    assert "6,090 non-joiner comparisons" in line

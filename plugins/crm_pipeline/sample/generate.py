@@ -229,9 +229,11 @@ class Generator:
         volume: Volume | None = None,
         history_days: int = 730,
         member_lift: float = MEMBER_LIFT,
+        join_bias: float = 0.0,
     ):
         self.n = customers
         self.member_lift = member_lift
+        self.join_bias = join_bias
         self.seed = seed
         self.rng = random.Random(seed)
         self.end_date = end_date
@@ -467,6 +469,7 @@ class Generator:
                     )
                     self._truth("review", review_id, kind, lang, cat)
         self.orders_made = oid
+        self.mean_orders = sum(p.base_orders for p in self.people) / max(len(self.people), 1)
 
     def _order_row(self, order_id, p, ordered, status, total, channel, updated, rng=None) -> dict:
         rng = rng or self.rng
@@ -527,13 +530,20 @@ class Generator:
                 p.lift_orders += 1
                 self.lift_rows.append((order_id, p.person_id, ordered, unit))
 
+    def _join_share(self, p: Person, share: float) -> float:
+        """How likely a person is to join: `share` for everyone (join_bias 0, the sample's own), or, with
+        a join bias, more likely the more they bought (their orders against the mean, to that power)."""
+        if not self.join_bias:
+            return share
+        return min(0.95, share * ((1 + p.base_orders) / (1 + self.mean_orders)) ** self.join_bias)
+
     def make_forum(self) -> None:
         rng = self.rng
         users = self.rows["forum_users"]
         uid = 0
         # ~40% of customers hold a forum account linked by one shared key;
         # some forum users are community-only and link to nobody.
-        members = [p for p in self.people if rng.random() < 0.4]
+        members = [p for p in self.people if rng.random() < self._join_share(p, 0.4)]
         extra = [
             Person(
                 person_id=f"PER{self.n + i:06d}",
@@ -719,7 +729,7 @@ class Generator:
             ("G005", "新品内测群"),
         ]
         # Chat senders: linked ones share their unionid; some are chat-only.
-        candidates = [p for p in self.people if p.unionid and rng.random() < 0.35]
+        candidates = [p for p in self.people if p.unionid and rng.random() < self._join_share(p, 0.35)]
         chat_only = [
             Person(
                 person_id=f"PER{len(self.people) + i:06d}",
@@ -897,6 +907,7 @@ def generate(
     volume: Volume | None = None,
     real_shapes: bool = False,
     member_lift: float = MEMBER_LIFT,
+    join_bias: float = 0.0,
 ) -> dict:
     """Write the community; rows go to their files as they are made, so memory holds the people, not the rows.
 
@@ -916,6 +927,7 @@ def generate(
         volume,
         history_days=1100 if real_shapes else 730,
         member_lift=member_lift,
+        join_bias=join_bias,
     )
     gen.run()
     extras = {}
@@ -976,6 +988,7 @@ def generate(
         "rows": counts,
         "volume": dataclasses.asdict(gen.volume),
         "member_lift": member_lift,
+        "join_bias": join_bias,
         "files": {e: {"format": f, "encoding": enc} for e, (f, enc) in FILE_PLAN.items()},
         "real_shapes": extras,
     }

@@ -2,11 +2,9 @@
     joining month (cohort) whose windows lie inside the data and before the as-of day, every shop
     customer who could be compared: those who first joined the forum or a chat group in that month
     (treated) and those who had not joined by the end of its after-window (controls), each with their
-    counted orders and net spend in the window before the month and the window after it, and the
-    stratum of their buying before it (RFM before joining) that matches them. -#}
+    counted orders and net spend in the window before the month and the window after it. -#}
 
 {%- set window_days = var('community_lift_window_days') -%}
-{%- set recent_days = var('community_lift_recent_days') -%}
 
 with
 
@@ -212,10 +210,7 @@ measured as (
         count(case when orders.ordered_date <= panel.pre_end then orders.order_id end) as pre_orders,
         count(case when orders.ordered_date >= panel.post_start then orders.order_id end) as post_orders,
         coalesce(sum(case when orders.ordered_date <= panel.pre_end then orders.net_amount end), 0) as pre_spend,
-        coalesce(sum(case when orders.ordered_date >= panel.post_start then orders.net_amount end), 0) as post_spend,
-        count(
-            case when orders.ordered_date > cast(panel.pre_end - {{ recent_days }} as date) then orders.order_id end
-        ) > 0 as bought_recently
+        coalesce(sum(case when orders.ordered_date >= panel.post_start then orders.net_amount end), 0) as post_spend
     from panel
     left join orders
         on
@@ -228,18 +223,6 @@ measured as (
 
 ),
 
-medians as (
-
-    {#- Spend is high or low against the median of the cohort's buyers (before the month). -#}
-    select
-        cohort_month,
-        percentile_cont(0.5) within group (order by pre_spend) as median_pre_spend
-    from measured
-    where pre_orders > 0
-    group by cohort_month
-
-),
-
 final as (
 
     select
@@ -248,13 +231,6 @@ final as (
         measured.person_id,
         -- attributes
         measured.is_treated,
-        case
-            when measured.pre_orders = 0 then 'F0'
-            else
-                'F' || cast(least(measured.pre_orders, 3) as varchar)
-                || case when measured.pre_spend >= medians.median_pre_spend then '-M1' else '-M0' end
-                || case when measured.bought_recently then '-R1' else '-R0' end
-        end as stratum,
         -- dates
         measured.joined_date,
         -- measures
@@ -264,8 +240,6 @@ final as (
         cast(measured.post_spend as double precision) as post_spend
 
     from measured
-    left join medians
-        on measured.cohort_month = medians.cohort_month
 
 )
 

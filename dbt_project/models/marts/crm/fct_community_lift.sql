@@ -1,16 +1,21 @@
 {#- Does joining the community change buying? Per joining month, and pooled over all of them: the
-    customers who joined the forum or a chat group against customers who had not, matched exactly on
-    their buying before the month (stratum), compared before and after (difference in differences).
-    Method and its limits: docs/architecture.md, "Community lift".
+    customers who joined the forum or a chat group against the customers who had not, before and
+    after, as a difference in differences on the ratio scale (method and its limits:
+    docs/architecture.md, "Community lift").
 
-    Per stratum s of a cohort: each side's mean change (after minus before) in orders and net spend.
-    A treated person's effect is their change minus their stratum's control mean change; the lift is
-    the mean effect over the matched treated (strata without controls are left out, and counted).
-    Its variance: the treated effects' sample variance over their number, plus, per stratum, the
-    squared share of the treated in it times the control changes' sample variance over the number of
-    controls (strata need two controls). 95% interval: lift +- 1.96 standard errors. Rates are per
-    person per 30 days, to six decimals: sums of doubles differ in their last bits with the order the
-    rows come in, and a rebuild of the same day must give the same mart. -#}
+    Per cohort: the non-joiners' growth G = their orders after / their orders before (spend alike).
+    What a joiner would have bought after without joining is their orders before times G; their
+    effect u = orders after - G x orders before; the lift is the mean u over the joiners. Growth as a
+    ratio, not a difference, because people buy at very different rates and the season moves
+    everyone's rate in proportion: heavy buyers join more, and a difference would credit the season
+    to the community (nor are people matched on their buying before: matching on the window that is
+    differenced favours controls whose "before" was high by chance, who then fall back).
+    Variance (delta method): var(u) / joiners, plus (joiners' mean before / non-joiners' mean before)^2
+    x var(non-joiners' after - G x before) / non-joiners. Pooled: every joiner's u with their own
+    cohort's G, the second term summed over cohorts weighted by their share of joiners squared. 95%
+    interval: lift +- 1.96 standard errors. Rates are per person per 30 days, to six decimals (sums
+    of doubles differ in their last bits with the order the rows come in, and a rebuild of the same
+    day must give the same mart). -#}
 
 {%- set window_days = var('community_lift_window_days') -%}
 {%- set per_30_days = '30.0 / ' ~ window_days -%}
@@ -23,49 +28,57 @@ panel as (
 
 ),
 
-controls as (
+growth as (
 
+    {#- The non-joiners of each cohort: how their buying changed (a cohort needs two of them, and
+        orders before, to have a growth). -#}
     select
         cohort_month,
-        stratum,
         count(*) as controls,
         avg(cast(pre_orders as double precision)) as pre_orders,
         avg(cast(post_orders as double precision)) as post_orders,
         avg(pre_spend) as pre_spend,
         avg(post_spend) as post_spend,
-        avg(cast(post_orders - pre_orders as double precision)) as orders_change,
-        avg(post_spend - pre_spend) as spend_change,
-        var_samp(cast(post_orders - pre_orders as double precision)) as orders_change_var,
-        var_samp(post_spend - pre_spend) as spend_change_var
+        cast(sum(post_orders) as double precision) / sum(pre_orders) as orders_growth,
+        case when sum(pre_spend) > 0 then sum(post_spend) / sum(pre_spend) end as spend_growth
     from panel
     where not is_treated
-    group by cohort_month, stratum
-    having count(*) >= 2
+    group by cohort_month
+    having count(*) >= 2 and sum(pre_orders) > 0
 
 ),
 
-treated as (
+control_spread as (
 
     select
         panel.cohort_month,
-        panel.stratum,
+        var_samp(panel.post_orders - growth.orders_growth * panel.pre_orders) as orders_var,
+        var_samp(panel.post_spend - growth.spend_growth * panel.pre_spend) as spend_var
+    from panel
+    inner join growth
+        on panel.cohort_month = growth.cohort_month
+    where not panel.is_treated
+    group by panel.cohort_month
+
+),
+
+effects as (
+
+    select
+        panel.cohort_month,
         panel.person_id,
-        controls.stratum is not null as is_matched,
+        growth.cohort_month is not null as has_growth,
         panel.pre_orders,
         panel.post_orders,
         panel.pre_spend,
         panel.post_spend,
-        controls.pre_orders as control_pre_orders,
-        controls.post_orders as control_post_orders,
-        controls.pre_spend as control_pre_spend,
-        controls.post_spend as control_post_spend,
-        (panel.post_orders - panel.pre_orders) - controls.orders_change as orders_effect,
-        (panel.post_spend - panel.pre_spend) - controls.spend_change as spend_effect
+        panel.post_orders - growth.orders_growth * panel.pre_orders as orders_effect,
+        panel.post_spend - growth.spend_growth * panel.pre_spend as spend_effect,
+        growth.orders_growth * panel.pre_orders as expected_post_orders,
+        growth.spend_growth * panel.pre_spend as expected_post_spend
     from panel
-    left join controls
-        on
-            panel.cohort_month = controls.cohort_month
-            and panel.stratum = controls.stratum
+    left join growth
+        on panel.cohort_month = growth.cohort_month
     where panel.is_treated
 
 ),
@@ -87,42 +100,51 @@ report_groups as (
 
 ),
 
-treated_stats as (
+joiner_stats as (
 
     select
         report_groups.cohort_key,
         count(*) as treated_people,
-        count(case when treated.is_matched then 1 end) as matched_treated,
-        avg(case when treated.is_matched then cast(treated.pre_orders as double precision) end) as pre_orders,
-        avg(case when treated.is_matched then cast(treated.post_orders as double precision) end) as post_orders,
-        avg(case when treated.is_matched then treated.pre_spend end) as pre_spend,
-        avg(case when treated.is_matched then treated.post_spend end) as post_spend,
-        avg(treated.control_pre_orders) as control_pre_orders,
-        avg(treated.control_post_orders) as control_post_orders,
-        avg(treated.control_pre_spend) as control_pre_spend,
-        avg(treated.control_post_spend) as control_post_spend,
-        avg(treated.orders_effect) as orders_lift,
-        avg(treated.spend_effect) as spend_lift,
-        var_samp(treated.orders_effect) as orders_effect_var,
-        var_samp(treated.spend_effect) as spend_effect_var
+        count(case when effects.has_growth then 1 end) as compared_people,
+        avg(case when effects.has_growth then cast(effects.pre_orders as double precision) end) as pre_orders,
+        avg(case when effects.has_growth then cast(effects.post_orders as double precision) end) as post_orders,
+        avg(effects.expected_post_orders) as expected_post_orders,
+        avg(effects.orders_effect) as orders_lift,
+        var_samp(effects.orders_effect) as orders_effect_var,
+        avg(effects.expected_post_spend) as expected_post_spend,
+        avg(effects.spend_effect) as spend_lift,
+        var_samp(effects.spend_effect) as spend_effect_var
     from report_groups
-    inner join treated
-        on report_groups.cohort_month = treated.cohort_month or report_groups.cohort_month is null
+    inner join effects
+        on report_groups.cohort_month = effects.cohort_month or report_groups.cohort_month is null
     group by report_groups.cohort_key
 
 ),
 
-strata as (
+cohort_terms as (
 
-    {#- The controls' share of the variance: per matched stratum, (treated in it / matched treated)^2
-        times the control variance over the number of controls. -#}
+    {#- Each cohort's joiners, and its non-joiners' share of the variance. -#}
     select
-        cohort_month,
-        stratum,
-        count(*) as treated_in_stratum
-    from treated
-    where is_matched
-    group by cohort_month, stratum
+        growth.cohort_month,
+        growth.controls,
+        growth.pre_orders as control_pre_orders,
+        growth.post_orders as control_post_orders,
+        count(*) as joiners,
+        power(avg(cast(effects.pre_orders as double precision)) / growth.pre_orders, 2)
+        * control_spread.orders_var / growth.controls as orders_term,
+        case
+            when growth.pre_spend > 0
+                then
+                    power(avg(effects.pre_spend) / growth.pre_spend, 2) * control_spread.spend_var / growth.controls
+        end as spend_term
+    from growth
+    inner join control_spread
+        on growth.cohort_month = control_spread.cohort_month
+    inner join effects
+        on growth.cohort_month = effects.cohort_month
+    group by
+        growth.cohort_month, growth.controls, growth.pre_orders, growth.post_orders,
+        control_spread.orders_var, control_spread.spend_var, growth.pre_spend
 
 ),
 
@@ -130,23 +152,18 @@ control_stats as (
 
     select
         report_groups.cohort_key,
-        count(distinct controls.cohort_month || '/' || controls.stratum) as matched_strata,
-        sum(controls.controls) as control_people,
-        sum(
-            cast(strata.treated_in_stratum as double precision) * strata.treated_in_stratum
-            * controls.orders_change_var / controls.controls
-        ) as orders_control_term,
-        sum(
-            cast(strata.treated_in_stratum as double precision) * strata.treated_in_stratum
-            * controls.spend_change_var / controls.controls
-        ) as spend_control_term
+        sum(cohort_terms.controls) as control_people,
+        sum(cohort_terms.joiners * cohort_terms.control_pre_orders) / sum(cohort_terms.joiners)
+            as control_pre_orders,
+        sum(cohort_terms.joiners * cohort_terms.control_post_orders) / sum(cohort_terms.joiners)
+            as control_post_orders,
+        sum(cast(cohort_terms.joiners as double precision) * cohort_terms.joiners * cohort_terms.orders_term)
+            as orders_term,
+        sum(cast(cohort_terms.joiners as double precision) * cohort_terms.joiners * cohort_terms.spend_term)
+            as spend_term
     from report_groups
-    inner join strata
-        on report_groups.cohort_month = strata.cohort_month or report_groups.cohort_month is null
-    inner join controls
-        on
-            strata.cohort_month = controls.cohort_month
-            and strata.stratum = controls.stratum
+    inner join cohort_terms
+        on report_groups.cohort_month = cohort_terms.cohort_month or report_groups.cohort_month is null
     group by report_groups.cohort_key
 
 ),
@@ -156,41 +173,36 @@ estimated as (
     select
         report_groups.cohort_month,
         report_groups.cohort_key,
-        treated_stats.treated_people,
-        treated_stats.matched_treated,
-        coalesce(control_stats.matched_strata, 0) as matched_strata,
+        joiner_stats.treated_people,
+        joiner_stats.compared_people,
         coalesce(control_stats.control_people, 0) as control_people,
-        treated_stats.pre_orders,
-        treated_stats.post_orders,
-        treated_stats.pre_spend,
-        treated_stats.post_spend,
-        treated_stats.control_pre_orders,
-        treated_stats.control_post_orders,
-        treated_stats.control_pre_spend,
-        treated_stats.control_post_spend,
-        treated_stats.orders_lift,
-        treated_stats.spend_lift,
+        joiner_stats.pre_orders,
+        joiner_stats.post_orders,
+        joiner_stats.expected_post_orders,
+        control_stats.control_pre_orders,
+        control_stats.control_post_orders,
+        joiner_stats.orders_lift,
+        joiner_stats.spend_lift,
+        joiner_stats.post_orders / nullif(joiner_stats.expected_post_orders, 0) - 1 as orders_lift_relative,
         case
-            when treated_stats.matched_treated >= 2
+            when joiner_stats.compared_people >= 2
                 then
                     sqrt(
-                        treated_stats.orders_effect_var / treated_stats.matched_treated
-                        + control_stats.orders_control_term
-                        / (cast(treated_stats.matched_treated as double precision) * treated_stats.matched_treated)
+                        joiner_stats.orders_effect_var / joiner_stats.compared_people
+                        + control_stats.orders_term / power(joiner_stats.compared_people, 2)
                     )
         end as orders_lift_se,
         case
-            when treated_stats.matched_treated >= 2
+            when joiner_stats.compared_people >= 2
                 then
                     sqrt(
-                        treated_stats.spend_effect_var / treated_stats.matched_treated
-                        + control_stats.spend_control_term
-                        / (cast(treated_stats.matched_treated as double precision) * treated_stats.matched_treated)
+                        joiner_stats.spend_effect_var / joiner_stats.compared_people
+                        + control_stats.spend_term / power(joiner_stats.compared_people, 2)
                     )
         end as spend_lift_se
     from report_groups
-    inner join treated_stats
-        on report_groups.cohort_key = treated_stats.cohort_key
+    inner join joiner_stats
+        on report_groups.cohort_key = joiner_stats.cohort_key
     left join control_stats
         on report_groups.cohort_key = control_stats.cohort_key
 
@@ -214,19 +226,19 @@ final as (
         end as purchase_verdict,
         -- people
         treated_people,
-        matched_treated,
-        treated_people - matched_treated as unmatched_treated,
+        treated_people - compared_people as uncompared_people,
         cast(control_people as bigint) as control_people,
-        matched_strata,
-        -- purchase rates: orders per person per 30 days, before and after, joiners and their controls
+        -- purchase rates: orders per person per 30 days, before and after, joiners and non-joiners
         cast(pre_orders * {{ per_30_days }} as decimal(18, 6)) as joined_rate_before,
         cast(post_orders * {{ per_30_days }} as decimal(18, 6)) as joined_rate_after,
+        cast(expected_post_orders * {{ per_30_days }} as decimal(18, 6)) as joined_rate_expected,
         cast(control_pre_orders * {{ per_30_days }} as decimal(18, 6)) as control_rate_before,
         cast(control_post_orders * {{ per_30_days }} as decimal(18, 6)) as control_rate_after,
-        -- lift: difference in differences, per person per 30 days
+        -- lift: what joiners bought after, less what they would have bought, per person per 30 days
         cast(orders_lift * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift,
         cast((orders_lift - 1.96 * orders_lift_se) * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift_low,
         cast((orders_lift + 1.96 * orders_lift_se) * {{ per_30_days }} as decimal(18, 6)) as purchase_rate_lift_high,
+        cast(orders_lift_relative as decimal(18, 6)) as purchase_rate_lift_relative,
         cast(spend_lift * {{ per_30_days }} as decimal(18, 6)) as spend_lift,
         cast((spend_lift - 1.96 * spend_lift_se) * {{ per_30_days }} as decimal(18, 6)) as spend_lift_low,
         cast((spend_lift + 1.96 * spend_lift_se) * {{ per_30_days }} as decimal(18, 6)) as spend_lift_high
