@@ -178,3 +178,22 @@ def test_a_member_lift_adds_orders_only_after_joining_and_changes_nothing_else(t
     assert per_person == {k: int(p["lift_orders"]) for k, p in people.items() if int(p["lift_orders"])}
     lines = _rows(tmp_path / "lift" / "landing" / "order_items")
     assert {i["order_id"] for i in lines} >= set(customer_of)
+
+
+def _members_to_others_orders(tmp_path, join_bias: float) -> float:
+    """Mean orders of the customers who joined the forum or a chat group over those of the rest."""
+    out = tmp_path / f"bias{join_bias}"
+    generate(out / "landing", out / "truth", customers=1000, seed=4, end_date=END, member_lift=0.0, join_bias=join_bias)
+    orders: dict[str, int] = {}
+    for o in {r["order_id"]: r for r in _rows(out / "landing" / "orders")}.values():
+        orders[o["customer_id"]] = orders.get(o["customer_id"], 0) + 1
+    with (out / "truth" / "people.csv").open(encoding="utf-8") as fh:
+        people = [p for p in csv.DictReader(fh) if p["customer_id"]]
+    joined = [orders.get(p["customer_id"], 0) for p in people if p["community_joined_at"]]
+    rest = [orders.get(p["customer_id"], 0) for p in people if not p["community_joined_at"]]
+    return (sum(joined) / len(joined)) / (sum(rest) / len(rest))
+
+
+def test_a_join_bias_makes_heavier_buyers_likelier_to_join(tmp_path):
+    unbiased, biased = _members_to_others_orders(tmp_path, 0.0), _members_to_others_orders(tmp_path, 1.0)
+    assert 0.75 < unbiased < 1.3 and biased > 1.8, (unbiased, biased)  # seen: 1.10 and 2.89
