@@ -11,6 +11,7 @@ forum and chat, and which texts were written negative and about what.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import dataclasses
 import datetime as dt
@@ -137,7 +138,6 @@ class Person:
     base_orders: int = 0  # orders drawn before any community effect
     buying_from: dt.datetime | None = None  # start of the span those orders were drawn over, UTC
     community_joined_at: dt.datetime | None = None  # first forum or chat-group join, UTC
-    lift_orders: int = 0  # orders added by the community's lift (ground truth: lift_orders.csv)
 
 
 @dataclass(frozen=True)
@@ -527,7 +527,6 @@ class Generator:
                         "category": cat,
                     }
                 )
-                p.lift_orders += 1
                 self.lift_rows.append((order_id, p.person_id, ordered, unit))
 
     def _join_share(self, p: Person, share: float) -> float:
@@ -936,6 +935,7 @@ def generate(
 
         extras = {"malformed_rows": add_malformed(gen, truth), **write_real_shapes(gen, out, truth)}
     counts = {entity: spool.close() for entity, spool in gen.rows.items()}
+    lift_orders = collections.Counter(person for _, person, _, _ in gen.lift_rows)
     with (truth / "people.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
@@ -974,7 +974,7 @@ def generate(
                     p.city,
                     _iso(p.dropped_out_at),
                     _iso(p.community_joined_at),
-                    p.lift_orders,
+                    lift_orders.get(p.person_id, 0),
                 ]
             )
     with (truth / "lift_orders.csv").open("w", encoding="utf-8", newline="") as fh:

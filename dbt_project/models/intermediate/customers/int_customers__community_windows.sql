@@ -14,15 +14,15 @@ resolved as (
 
 ),
 
-persons as (
+accounts as (
 
-    select * from {{ ref('int_identity__persons') }}
+    select * from {{ ref('int_identity__accounts') }}
 
 ),
 
-customers as (
+persons as (
 
-    select * from {{ ref('stg_shop__customers') }}
+    select * from {{ ref('int_identity__persons') }}
 
 ),
 
@@ -32,95 +32,24 @@ orders as (
 
 ),
 
-forum_users as (
+person_dates as (
 
-    select * from {{ ref('stg_forum__users') }}
-
-),
-
-chat_members as (
-
-    select * from {{ ref('stg_chat__members') }}
-
-),
-
-chat_messages as (
-
-    select * from {{ ref('stg_chat__messages') }}
-
-),
-
-roster_joins as (
-
-    select
-        sender_id,
-        min(joined_at) as joined_at
-    from chat_members
-    where joined_at is not null
-    group by sender_id
-
-),
-
-first_seen as (
-
-    select
-        sender_id,
-        min(sent_at) as first_seen_at
-    from chat_messages
-    group by sender_id
-
-),
-
-chat_joins as (
-
-    {#- A chat account joined when its group's roster says; without a roster, when it was first seen. -#}
-    select
-        coalesce(roster_joins.sender_id, first_seen.sender_id) as sender_id,
-        coalesce(roster_joins.joined_at, first_seen.first_seen_at) as joined_at
-    from roster_joins
-    full outer join first_seen
-        on roster_joins.sender_id = first_seen.sender_id
-
-),
-
-community_accounts as (
-
-    select
-        {{ account_node('forum', 'user_id') }} as account_node,
-        joined_at
-    from forum_users
-    where joined_at is not null
-
-    union all
-
-    select
-        {{ account_node('chat', 'sender_id') }} as account_node,
-        joined_at
-    from chat_joins
-
-),
-
-joined as (
-
+    {#- When each person became a shop customer (their first registration) and first joined the forum
+        or a chat group (int_identity__accounts: a forum user's joined_at, a chat roster's, else the
+        first message seen), as local days. -#}
     select
         resolved.person_id,
-        min({{ local_date('community_accounts.joined_at') }}) as joined_date
-    from community_accounts
-    inner join resolved
-        on community_accounts.account_node = resolved.account_node
-    where community_accounts.joined_at < {{ as_of_end() }}
-    group by resolved.person_id
-
-),
-
-registered as (
-
-    select
-        resolved.person_id,
-        min({{ local_date('customers.registered_at') }}) as registered_date
-    from customers
-    inner join resolved
-        on {{ account_node('customer', 'customers.customer_id') }} = resolved.account_node
+        min(case when accounts.account_type = 'customer' then {{ local_date('accounts.joined_at') }} end)
+            as registered_date,
+        min(
+            case
+                when accounts.account_type <> 'customer' and accounts.joined_at < {{ as_of_end() }}
+                    then {{ local_date('accounts.joined_at') }}
+            end
+        ) as joined_date
+    from resolved
+    inner join accounts
+        on resolved.account_node = accounts.account_node
     group by resolved.person_id
 
 ),
@@ -130,32 +59,26 @@ population as (
     {#- Shop customers, not staff, with when they became customers and first joined (null: never). -#}
     select
         persons.person_id,
-        registered.registered_date,
-        joined.joined_date,
-        cast(date_trunc('month', joined.joined_date) as date) as joined_month
+        person_dates.registered_date,
+        person_dates.joined_date,
+        cast(date_trunc('month', person_dates.joined_date) as date) as joined_month
     from persons
-    inner join registered
-        on persons.person_id = registered.person_id
-    left join joined
-        on persons.person_id = joined.person_id
-    where persons.is_customer and not persons.is_staff
+    inner join person_dates
+        on persons.person_id = person_dates.person_id
+    where persons.is_customer and not persons.is_staff and person_dates.registered_date is not null
 
 ),
 
-joining_months as (
+windows as (
 
     select distinct
         joined_month as cohort_month,
-        cast(cast(joined_month + interval '1 month' as date) - 1 as date) as cohort_end
+        cast(joined_month - {{ window_days }} as date) as pre_start,
+        cast(joined_month - 1 as date) as pre_end,
+        cast(joined_month + interval '1 month' as date) as post_start,
+        cast(cast(joined_month + interval '1 month' as date) - 1 + {{ window_days }} as date) as post_end
     from population
     where joined_month is not null
-
-),
-
-bounds as (
-
-    select min(ordered_date) as first_order_date
-    from orders
 
 ),
 
@@ -163,17 +86,11 @@ cohorts as (
 
     {#- A cohort is a joining month whose before-window starts on or after the first counted order's
         day and whose after-window has ended by the as-of day. -#}
-    select
-        joining_months.cohort_month,
-        cast(joining_months.cohort_month - {{ window_days }} as date) as pre_start,
-        cast(joining_months.cohort_month - 1 as date) as pre_end,
-        joining_months.cohort_end + 1 as post_start,
-        cast(joining_months.cohort_end + {{ window_days }} as date) as post_end
-    from joining_months
-    cross join bounds
+    select windows.*
+    from windows
     where
-        cast(joining_months.cohort_month - {{ window_days }} as date) >= bounds.first_order_date
-        and cast(joining_months.cohort_end + {{ window_days }} as date) <= {{ as_of_date() }}
+        windows.pre_start >= (select min(orders.ordered_date) from orders)
+        and windows.post_end <= {{ as_of_date() }}
 
 ),
 

@@ -34,21 +34,27 @@ staff_patterns as (
 
 ),
 
--- Everyone who wrote, and everyone a roster lists (a silent member of a group is a member too).
+-- Everyone who wrote, and everyone a roster lists (a silent member of a group is a member too);
+-- joined when a roster says, else when first seen.
 chat_senders as (
 
     select
         sender_id,
-        max(display_name) as display_name
+        max(display_name) as display_name,
+        coalesce(min(roster_joined_at), min(sent_at)) as joined_at
     from (
         select
             sender_id,
-            sender_name as display_name
+            sender_name as display_name,
+            sent_at,
+            cast(null as timestamp) as roster_joined_at
         from chat_messages
         union all
         select
             sender_id,
-            display_name
+            display_name,
+            cast(null as timestamp) as sent_at,
+            joined_at as roster_joined_at
         from chat_members
     ) as named
     group by sender_id
@@ -61,7 +67,8 @@ accounts as (
         {{ account_node('customer', 'customer_id') }} as account_node,
         'customer' as account_type,
         customer_id as account_id,
-        cast(null as varchar) as display_name
+        cast(null as varchar) as display_name,
+        registered_at as joined_at
     from customers
 
     union all
@@ -70,7 +77,8 @@ accounts as (
         {{ account_node('forum', 'user_id') }} as account_node,
         'forum' as account_type,
         user_id as account_id,
-        username as display_name
+        username as display_name,
+        joined_at
     from forum_users
 
     union all
@@ -79,7 +87,8 @@ accounts as (
         {{ account_node('chat', 'sender_id') }} as account_node,
         'chat' as account_type,
         sender_id as account_id,
-        display_name
+        display_name,
+        joined_at
     from chat_senders
 
 ),
@@ -106,7 +115,9 @@ final as (
         accounts.account_type,
         accounts.account_id,
         -- attributes
-        staff.account_node is not null as is_staff
+        staff.account_node is not null as is_staff,
+        -- timestamps
+        accounts.joined_at
 
     from accounts
     left join staff
