@@ -97,6 +97,14 @@ def env_float(name: str, default: float, minimum: float, maximum: float) -> floa
     return _env_number(name, default, float, "a number", minimum, maximum)
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (any case); unset or blank is the default."""
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise SettingError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def env_list(name: str, default: str = "") -> tuple[str, ...]:
     """Comma-separated values, each stripped, blanks dropped."""
     return tuple(v.strip() for v in (env_str(name) or default).split(",") if v.strip())
@@ -133,6 +141,7 @@ class Settings:
     # Transform
     dbt_full_refresh: bool
     dbt_artifacts_dir: Path
+    dbt_log_level: str
     duckdb_memory_limit: str | None
     pg_work_mem: str | None
     scoring_workers: int | None
@@ -217,6 +226,7 @@ def settings() -> Settings:
         publish_poke_seconds=env_int("CRM_PUBLISH_POKE_SECONDS", 300, minimum=1),
         dbt_full_refresh=env_bool("CRM_DBT_FULL_REFRESH"),
         dbt_artifacts_dir=_path("CRM_DBT_ARTIFACTS_DIR", REPO_ROOT / "data" / "dbt"),
+        dbt_log_level=env_choice("CRM_DBT_LOG_LEVEL", "info", ("debug", "info", "warn", "error", "none")),
         duckdb_memory_limit=env_str("CRM_DUCKDB_MEMORY_LIMIT"),
         pg_work_mem=env_str("CRM_PG_WORK_MEM"),
         scoring_workers=env_int("CRM_SCORING_WORKERS", None, minimum=1),

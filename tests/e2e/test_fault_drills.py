@@ -114,7 +114,8 @@ def reference(request, tmp_path_factory, airflow_db):
     _injection_files(tmp / "landing")
     with new_warehouse(request.param, tmp) as url:
         env = pipeline_env({"landing": tmp / "landing", "url": url, "tmp": tmp}, airflow_db)
-        proc = run_main({**env, "TZ": "UTC"}, END)
+        # dbt's log at its most verbose (every statement), for drill 11's search for personal data.
+        proc = run_main({**env, "TZ": "UTC", "CRM_DBT_LOG_LEVEL": "debug"}, END)
         assert proc.returncode == 0, _out(proc)
         yield {
             "engine": request.param,

@@ -122,3 +122,21 @@ def test_a_dbt_failure_keeps_its_message_and_failures_across_processes():
 
 def _fail():
     raise dbt.DbtError("dbt build failed: test.x", ["test.x"])
+
+
+def test_dbts_log_file_holds_its_statements_only_at_debug(monkeypatch, tmp_path):
+    """CRM_DBT_LOG_LEVEL: at info (the default) dbt's log file holds what dbt prints; at debug also every
+    statement it sends, with its status."""
+    import datetime as dt
+
+    url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    log = dbt.artifacts_dir(parse_url(url)) / "logs" / "dbt.log"
+    monkeypatch.delenv("CRM_DBT_LOG_LEVEL", raising=False)
+    dbt.run_dbt(["seed", "--select", "levels"], dt.date(2026, 11, 20), url=url)
+    info = log.read_text()
+    assert "1 of 1 OK loaded seed file reference.levels" in info and "SQL status: OK" not in info
+    log.unlink()
+    monkeypatch.setenv("CRM_DBT_LOG_LEVEL", "debug")
+    dbt.run_dbt(["seed", "--select", "levels"], dt.date(2026, 11, 20), url=url)
+    assert "SQL status: OK" in log.read_text()

@@ -122,6 +122,7 @@ def test_one_boolean_parser(monkeypatch, raw, expected):
         ("CRM_CLV_ANNUAL_DISCOUNT", "10%", r"CRM_CLV_ANNUAL_DISCOUNT='10%' is not a number"),
         ("CRM_CLV_ANNUAL_DISCOUNT", "1.5", r"CRM_CLV_ANNUAL_DISCOUNT=1.5 is above its maximum, 1.0"),
         ("CRM_CLV_ANNUAL_DISCOUNT", "-0.1", r"CRM_CLV_ANNUAL_DISCOUNT=-0.1 is below its minimum, 0.0"),
+        ("CRM_DBT_LOG_LEVEL", "Verbose", r"CRM_DBT_LOG_LEVEL='verbose' is not one of debug, info, warn, error, none"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, name, raw, message):

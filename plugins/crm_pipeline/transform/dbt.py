@@ -125,7 +125,7 @@ def run_dbt(
         "--log-level",
         "none",
         "--log-level-file",
-        "debug",
+        cfg.dbt_log_level,
         *command,
         "--project-dir",
         str(DBT_PROJECT_DIR),
