@@ -5,11 +5,21 @@ password. When `CRM_BI_ROLE` is set, the pipeline's setup (`prepare_warehouse`)
 creates or repairs the role (roles are cluster-wide, so never unasked), and every
 publish grants it the freshly copied marts. Raw, staging, intermediate, audit,
 scoring, reference, private and marts_build are not readable by it, and do not appear
-in its information_schema. On DuckDB there are no roles: BI opens the file
-read-only (DuckDB's `read_only=True` / `ACCESS_MODE READ_ONLY`) and sees every schema.
+in its information_schema.
+
+DuckDB has no roles, and a file with a writer cannot be opened by anyone else, even
+read-only: a BI tool that held the warehouse open would stop the pipeline. So every
+publish on DuckDB also writes the marts, and nothing else, to a file of their own
+(`bi_copy_path`: beside the warehouse, `<name>_bi.duckdb`, or CRM_BI_DUCKDB_PATH),
+written under another name and renamed over the last one: a reader that has the old
+file open keeps reading it, the next one opens the new one, none sees half a copy.
+BI opens that file read-only. A deletion request takes the person out of it too.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from crm_pipeline.config import settings
 from crm_pipeline.load.warehouse import Warehouse
@@ -63,3 +73,46 @@ def grant_marts(wh: Warehouse, role: str | None = None) -> None:
     r = _ident(role)
     wh.execute(f"grant usage on schema {PUBLIC_SCHEMA} to {r}")
     wh.execute(f"grant select on all tables in schema {PUBLIC_SCHEMA} to {r}")
+
+
+def bi_copy_path(wh: Warehouse) -> Path | None:
+    """Where the BI copy of a DuckDB warehouse's marts goes (None on PostgreSQL: BI reads the role)."""
+    if wh.kind != "duckdb":
+        return None
+    path = settings().bi_duckdb_path
+    if path is not None and path.stem == PUBLIC_SCHEMA:
+        # DuckDB names the catalog after the file: `marts.x` would name a catalog and a schema at once.
+        raise ValueError(
+            f"CRM_BI_DUCKDB_PATH={path}: a file named {PUBLIC_SCHEMA}.duckdb cannot hold schema {PUBLIC_SCHEMA}"
+        )
+    return path or wh.target.path.with_name(f"{wh.target.path.stem}_bi.duckdb")
+
+
+def refresh_bi_copy(wh: Warehouse) -> Path | None:
+    """Write every table of `marts` to the BI copy (DuckDB only); returns its path."""
+    path = bi_copy_path(wh)
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The catalog is named after the file; a stable name (not the temporary file's) keeps it `<stem>`.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tables = [t for (t,) in wh.fetchall(
+        "select table_name from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = %s order by 1",
+        (PUBLIC_SCHEMA,),
+    )]  # fmt: skip
+    wh.execute(f"attach '{_literal(tmp)}' as crm_bi_copy")
+    try:
+        wh.execute(f"create schema crm_bi_copy.{PUBLIC_SCHEMA}")
+        for table in map(_ident, tables):
+            wh.execute(f"create table crm_bi_copy.{PUBLIC_SCHEMA}.{table} as select * from {PUBLIC_SCHEMA}.{table}")
+        wh.execute("checkpoint crm_bi_copy")
+    finally:
+        wh.execute("detach crm_bi_copy")
+    os.replace(tmp, path)
+    return path
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -150,6 +150,7 @@ class Settings:
     # Quality reports, BI access
     reports_dir: Path
     bi_role: str | None
+    bi_duckdb_path: Path | None
     bi_password: str | None = field(repr=False)
     # Alerts: channel -> (webhook url, signing secret)
     alert_webhooks: dict = field(repr=False)
@@ -234,6 +235,7 @@ def settings() -> Settings:
         clv_annual_discount=env_float("CRM_CLV_ANNUAL_DISCOUNT", 0.10, 0.0, 1.0),
         reports_dir=_path("CRM_REPORTS_DIR", REPO_ROOT / "data" / "reports"),
         bi_role=env_str("CRM_BI_ROLE"),
+        bi_duckdb_path=_path("CRM_BI_DUCKDB_PATH", None),
         bi_password=os.environ.get("CRM_BI_PASSWORD"),
         alert_webhooks={
             c: (

@@ -299,4 +299,8 @@ def apply_pending(wh: Warehouse, now: dt.datetime | None = None) -> list[dict]:
             )
         log.info("deletion request %s: %s, %d account(s), rows %s", request_id, status, len(accounts), counts)
         done.append({**row, "rows_deleted": counts})
+    if any(d["status"] == "erased" for d in done):
+        from crm_pipeline.bi_access import refresh_bi_copy
+
+        refresh_bi_copy(wh)  # BI's copy of the marts (DuckDB) loses them now too
     return done

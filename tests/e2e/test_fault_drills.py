@@ -481,6 +481,7 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
     proc = run_main(env, END)
     assert proc.returncode == 0, _out(proc)
     gone_customers = [linked["customer_id"], shop_only["customer_id"]]
+    keys_gone = [_key(c) for c in gone_customers]
     with Warehouse.from_url(url) as wh:
         audit = wh.fetchall("select request_id, status, reason, accounts, rows_deleted from audit.deletions order by 1")
         left = {
@@ -534,6 +535,19 @@ def test_drill_11_a_deletion_request_erases_a_person_from_raw_staging_and_marts(
         "fct_customer_rfm", "fct_customer_risk", "fct_customer_value", "fct_negative_feedback", "fct_tier_changes",
     ]  # fmt: skip
     assert marts == dict.fromkeys(marts, 0) and alerts_about_them == 0
+    if reference["engine"] == "duckdb":  # and the copy of the marts BI tools read
+        import duckdb
+
+        from crm_pipeline.load.warehouse import parse_url
+
+        path = parse_url(url).path
+        with duckdb.connect(str(path.with_name(f"{path.stem}_bi.duckdb")), read_only=True) as bi:
+            in_copy = {
+                t: bi.execute(f"select count(*) from marts.{t} where customer_key in (?, ?)", keys_gone).fetchone()[0]
+                for t in marts
+            }
+            assert bi.execute("select count(*) from marts.dim_customers").fetchone()[0] > 100  # everyone else
+        assert in_copy == dict.fromkeys(marts, 0)
     assert requests == [(None, None)] * 3
 
     # A re-sent export that still holds them: they stay out, each such line quarantined without its content.

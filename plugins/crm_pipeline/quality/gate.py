@@ -229,4 +229,7 @@ def publish(wh: Warehouse, as_of: dt.date | None = None, run_id: str | None = No
 
             tier_history.update(wh, as_of)
         grant_marts(wh)  # the BI role reads the new tables from the same commit
+    from crm_pipeline.bi_access import refresh_bi_copy
+
+    refresh_bi_copy(wh)  # DuckDB: BI's read-only copy, once the commit is done
     return built
