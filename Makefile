@@ -11,7 +11,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 
-.PHONY: help setup run backfill test test-fast lint format bench eval-text docs lock clean
+.PHONY: help setup run backfill test test-fast lint format bench eval-text docs bi bi-setup lock clean
 help:
 	@echo "make setup   create .venv with the pinned stack and a local Airflow home (idempotent)"
 	@echo "make run     [DATE=YYYY-MM-DD] load data/landing, run every DAG, print the summary"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
 	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier's precision/recall/F1 per language"
 	@echo "make docs    dbt's documentation site (every model and column, lineage) as one page: data/docs/index.html"
+	@echo "make bi      [BI_PORT=8088] Apache Superset on 127.0.0.1 with the four dashboards, reading the marts"
 
 setup: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
 
@@ -85,6 +86,19 @@ TEXT_DATA ?= ../shared/data
 docs: setup
 	$(PY) -m crm_pipeline.dbt_docs --out data/docs
 
+# Superset in a virtualenv of its own (it needs SQLAlchemy 1.4 and pandas 2), pinned by bi/requirements.lock.
+BI_VENV := .venv-bi
+BI_PORT ?= 8088
+bi-setup: $(BI_VENV)/.installed
+
+$(BI_VENV)/.installed: bi/requirements.lock $(VENV)/.installed
+	test -x $(BI_VENV)/bin/python || $(PYTHON) -m venv $(BI_VENV)
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(BI_VENV)/bin/python bi/requirements.lock
+	touch $@
+
+bi: setup bi-setup
+	$(PY) -m crm_pipeline.superset serve --port $(BI_PORT) $(if $(BI_PASSWORD),--password $(BI_PASSWORD))
+
 eval-text: setup
 	$(PY) -m crm_pipeline.text.evaluate --held-out --baselines \
 		$(TEXT_DATA)/waimai_10k.csv $(TEXT_DATA)/amazonReviewSnippets_GroundTruth.txt \
@@ -94,6 +108,7 @@ lock: $(VENV)/bin/python
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.lock
 	$(VENV)/bin/uv pip compile requirements.in -c requirements-dev.lock --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile bi/requirements.in --python-version 3.11 -o bi/requirements.lock
 
 clean:
 	rm -rf data airflow_home dbt_project/target dbt_project/logs

@@ -55,7 +55,18 @@ def test_every_service_is_there_and_wired():
         "triggerer",
         "celery worker",
     }
-    assert "crm_bi_reader" in services["superset"]["environment"]["CRM_BI_DATABASE_URI"]
+    superset = services["superset"]
+    assert "crm_bi_reader" in superset["environment"]["CRM_BI_DATABASE_URI"]
+    # The BI service: the release `make bi` pins, the PostgreSQL driver, and the same bundle, imported on start.
+    dockerfile = (REPO / superset["build"]["dockerfile"]).read_text(encoding="utf-8")
+    lock = (REPO / "bi" / "requirements.lock").read_text(encoding="utf-8")
+    release = re.search(r"^apache-superset==(\S+)", lock, re.M).group(1)
+    driver = re.search(r"^psycopg2-binary==(\S+)", lock, re.M).group(1)
+    assert f"FROM apache/superset:{release}\n" in dockerfile and f"psycopg2-binary=={driver}" in dockerfile
+    assert superset["image"].endswith(f":{release}")
+    assert {"./bi:/opt/crm/bi:ro", "./plugins:/opt/crm/plugins:ro"} <= set(superset["volumes"])
+    assert "python -m crm_pipeline.superset import" in superset["command"][-1]
+    assert superset["environment"]["CRM_BI_DATABASE_URI"].startswith("postgresql+psycopg2://")
     init_sql = (REPO / "deploy" / "postgres-init.sql").read_text()
     assert "CREATE DATABASE airflow" in init_sql and "CREATE DATABASE warehouse" in init_sql
 

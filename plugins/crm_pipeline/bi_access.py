@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from crm_pipeline.config import settings
-from crm_pipeline.load.warehouse import Warehouse
+from crm_pipeline.load.warehouse import Warehouse, WarehouseTarget
 
 PUBLIC_SCHEMA = "marts"
 
@@ -75,9 +75,9 @@ def grant_marts(wh: Warehouse, role: str | None = None) -> None:
     wh.execute(f"grant select on all tables in schema {PUBLIC_SCHEMA} to {r}")
 
 
-def bi_copy_path(wh: Warehouse) -> Path | None:
+def bi_copy_path(target: WarehouseTarget) -> Path | None:
     """Where the BI copy of a DuckDB warehouse's marts goes (None on PostgreSQL: BI reads the role)."""
-    if wh.kind != "duckdb":
+    if target.kind != "duckdb":
         return None
     path = settings().bi_duckdb_path
     if path is not None and path.stem == PUBLIC_SCHEMA:
@@ -85,12 +85,12 @@ def bi_copy_path(wh: Warehouse) -> Path | None:
         raise ValueError(
             f"CRM_BI_DUCKDB_PATH={path}: a file named {PUBLIC_SCHEMA}.duckdb cannot hold schema {PUBLIC_SCHEMA}"
         )
-    return path or wh.target.path.with_name(f"{wh.target.path.stem}_bi.duckdb")
+    return path or target.path.with_name(f"{target.path.stem}_bi.duckdb")
 
 
 def refresh_bi_copy(wh: Warehouse) -> Path | None:
     """Write every table of `marts` to the BI copy (DuckDB only); returns its path."""
-    path = bi_copy_path(wh)
+    path = bi_copy_path(wh.target)
     if path is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def test_on_duckdb_each_publish_refreshes_a_marts_only_copy_that_readers_can_hol
                 wh.execute(f"create or replace table marts_build.{mart} as select 'k' || range as customer_key "
                            f"from range({n})")  # fmt: skip
             publish(wh)
-            return bi_copy_path(wh)
+            return bi_copy_path(wh.target)
 
     assert build(2) == tmp_path / "warehouse_bi.duckdb"
     copy = str(tmp_path / "warehouse_bi.duckdb")

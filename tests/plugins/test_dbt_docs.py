@@ -36,3 +36,8 @@ def test_make_docs_writes_one_page_with_every_mart_its_columns_and_lineage(tmp_p
         assert f"model.crm_warehouse.{mart}" in html and node["description"].strip()[:40] in html, mart
     sources = {n["source_name"] for n in manifest["sources"].values()}
     assert {"shop", "forum", "chat"} <= sources
+    # Each Superset dashboard is an exposure, with the marts it reads upstream of it.
+    exposures = {e["name"]: e for e in manifest["exposures"].values()}
+    assert sorted(exposures) == ["community_health", "customer_value", "customers_at_risk", "voice_of_the_customer"]
+    assert "model.crm_warehouse.fct_customer_risk" in exposures["customers_at_risk"]["depends_on"]["nodes"]
+    assert all("exposure.crm_warehouse." + name in html for name in exposures)
