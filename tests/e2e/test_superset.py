@@ -61,6 +61,15 @@ EXPECTED = {
     "at_risk_list": "select customer_key, value_at_stake, churn_probability, clv_12m, community_tier, rfm_segment, "
     f"province, city, last_negative_category, last_negative_at, risk_reason {AT_RISK}",
 }
+# The map's provinces, by the ISO 3166-2 codes of Superset's China map (typed here, not read from the bundle).
+ISO = {
+    "北京": "CN-BJ", "天津": "CN-TJ", "河北": "CN-HE", "山西": "CN-SX", "内蒙古": "CN-NM", "辽宁": "CN-LN",
+    "吉林": "CN-JL", "黑龙江": "CN-HL", "上海": "CN-SH", "江苏": "CN-JS", "浙江": "CN-ZJ", "安徽": "CN-AH",
+    "福建": "CN-FJ", "江西": "CN-JX", "山东": "CN-SD", "河南": "CN-HA", "湖北": "CN-HB", "湖南": "CN-HN",
+    "广东": "CN-GD", "广西": "CN-GX", "海南": "CN-HI", "重庆": "CN-CQ", "四川": "CN-SC", "贵州": "CN-GZ",
+    "云南": "CN-YN", "西藏": "CN-XZ", "陕西": "CN-SN", "甘肃": "CN-GS", "青海": "CN-QH", "宁夏": "CN-NX",
+    "新疆": "CN-XJ", "香港": "CN-91", "澳门": "CN-92", "台湾": "CN-71",
+}  # fmt: skip
 # The ten products with the most complaints: ties at the tenth make the set open, so checked on its own.
 TOP_PRODUCTS = (
     "select product_id, sum(negative_count), sum(feedback_count) from marts.fct_product_feedback_weekly group by 1"
@@ -133,7 +142,7 @@ def test_superset_reads_the_published_marts_not_the_pipelines_own_file(bi):
 def test_every_chart_shows_the_marts_figures(bi):
     app, ids = bi["app"], {c["uuid"]: c["id"] for c in bi["app"].objects("chart").values()}
     charts = _charts()
-    assert set(EXPECTED) | {"products_most_complaints"} == set(charts)  # every chart has its check
+    assert set(EXPECTED) | {"products_most_complaints", "people_map"} == set(charts)  # every chart has its check
     got, expected = {}, {}
     with Warehouse.from_url(bi["url"]) as wh:
         for key, chart in charts.items():
@@ -145,6 +154,12 @@ def test_every_chart_shows_the_marts_figures(bi):
             if key in EXPECTED:
                 expected[key] = _rows(wh.fetchall(EXPECTED[key]))
         products = _rows(wh.fetchall(TOP_PRODUCTS))
+        people = {}
+        for province, n in wh.fetchall("select province, count(*) from marts.dim_customers group by 1"):
+            code = next((c for name, c in ISO.items() if (province or "").startswith(name)), None)
+            people[code] = people.get(code, 0) + n
+    expected["people_map"] = _rows(people.items())
+    assert len(people) > 10  # the sample's provinces, each on the map
     shown, by_product = got.pop("products_most_complaints"), {row[0]: row for row in products}
     assert len(shown) == min(10, len(products)) and all(by_product[row[0]] == row for row in shown)
     floor = min(row[1] for row in shown)  # no product left out has more complaints than one shown
@@ -156,7 +171,7 @@ def test_importing_the_bundle_again_changes_nothing(bi):
     app = bi["app"]
     kinds = ("chart", "dashboard", "dataset", "database")
     before = {kind: {u: item["id"] for u, item in app.objects(kind).items()} for kind in kinds}
-    assert [len(before[k]) for k in kinds] == [20, 4, 10, 1]
+    assert [len(before[k]) for k in kinds] == [21, 4, 10, 1]
     # Again the way the compose stack's Superset gets it: the module run by Superset's own Python, told only
     # where the server and the marts are.
     proc = subprocess.run(
