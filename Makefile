@@ -20,7 +20,7 @@ help:
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB), two processes [PYTEST_WORKERS=0: one]"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
-	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier's precision/recall/F1 per language"
+	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier on every corpus's held-out part, beside SnowNLP/VADER"
 	@echo "make docs    dbt's documentation site (every model and column, lineage) as one page: data/docs/index.html"
 	@echo "make bi      [BI_PORT=8088] Apache Superset on 127.0.0.1 with the four dashboards, reading the marts"
 
@@ -100,8 +100,7 @@ bi: setup bi-setup
 	$(PY) -m crm_pipeline.superset serve --port $(BI_PORT) $(if $(BI_PASSWORD),--password $(BI_PASSWORD))
 
 eval-text: setup
-	$(PY) -m crm_pipeline.text.evaluate --held-out --baselines \
-		$(TEXT_DATA)/waimai_10k.csv $(TEXT_DATA)/amazonReviewSnippets_GroundTruth.txt \
+	$(PY) -m crm_pipeline.text.evaluate --corpora $(TEXT_DATA) --baselines \
 		$(if $(wildcard data/landing/reviews),--sample data/landing)
 
 lock: $(VENV)/bin/python

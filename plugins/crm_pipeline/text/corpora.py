@@ -1,7 +1,8 @@
 """Readers for labelled text, and the fixed train/test split.
 
 Formats (``--format``, or guessed from the file):
-- ``waimai``: CSV with ``label`` (1 positive / 0 negative) and ``review``.
+- ``waimai``: CSV with ``label`` (1 positive / 0 negative) and ``review``, and
+  optionally ``cat`` (the product category; the online-shopping corpus has it).
 - ``vader``: tab-separated id, mean human rating (-4..4), text (the VADER
   ground-truth files). Negative means a mean rating of -0.5 or below
   (``VADER_NEGATIVE_AT``): raters rate -1 "slightly negative", and snippets
@@ -12,7 +13,14 @@ Formats (``--format``, or guessed from the file):
   ``language``; what a brand exports from its own labelled feedback.
 
 The split is by content, not by position: a text is in the test part when
-``crc32(text) % modulus == 0``, so a duplicate can never sit on both sides.
+``crc32(text) % 5 == 0`` (TEST_MODULUS), in every corpus alike, so a text that
+two corpora share (the online-shopping hotels and ChnSentiCorp come from the
+same source) is held out in both or in neither, and a duplicate can never sit
+on both sides.
+
+CORPORA is every labelled corpus the models are trained and evaluated on, as
+found under the shared data directory (``../shared/data``): each one's held-out
+fifth is what ``evaluate --corpora`` scores, and nothing of it is trained on.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VADER_NEGATIVE_AT = -0.5
+TEST_MODULUS = 5
 
 
 @dataclass(frozen=True)
@@ -31,11 +40,51 @@ class Example:
     text: str
     is_negative: bool
     language: str | None = None
+    domain: str | None = None  # a corpus's own sub-collection (the online-shopping corpus's category)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A labelled corpus: where it is under the data directory, its language, and how it is weighed."""
+
+    name: str
+    path: str
+    language: str
+    domain: str | None = None  # only the rows of this category
+    reviews: bool = True  # customer reviews, the text the models are for (weighed more in training)
+
+
+SHOPPING = "real/text/zh_online_shopping_books_computers_hotels.csv"
+CORPORA = (
+    Corpus("waimai_10k (delivery)", "waimai_10k.csv", "zh"),
+    Corpus("online shopping: books", SHOPPING, "zh", "书籍"),
+    Corpus("online shopping: computers", SHOPPING, "zh", "计算机"),
+    Corpus("online shopping: hotels", SHOPPING, "zh", "酒店"),
+    Corpus("ChnSentiCorp hotels", "real/text/zh_ChnSentiCorp_htl_all.csv", "zh"),
+    Corpus("Amazon review snippets", "amazonReviewSnippets_GroundTruth.txt", "en"),
+    Corpus("tweets", "tweets_GroundTruth.txt", "en", reviews=False),
+    Corpus("movie reviews", "real/text/en_vader_movie_reviews.txt", "en"),
+    Corpus("NYT editorials", "real/text/en_vader_nyt_editorials.txt", "en", reviews=False),
+)
+
+
+def load(corpus: Corpus, data_dir: Path) -> list[Example]:
+    """A corpus's labelled rows (its category's only, where it names one), each marked with its language."""
+    rows = read(data_dir / corpus.path)
+    return [
+        Example(e.text, e.is_negative, corpus.language, e.domain)
+        for e in rows
+        if corpus.domain is None or e.domain == corpus.domain
+    ]
+
+
+def available(data_dir: Path) -> list[Corpus]:
+    return [c for c in CORPORA if (data_dir / c.path).exists()]
 
 
 def guess_format(path: Path) -> str:
     head = path.open(encoding="utf-8-sig", errors="replace").readline()
-    if head.strip().lower().startswith("label,review"):
+    if {"label", "review"} <= {f.strip().lower() for f in head.split(",")}:
         return "waimai"
     if "\t" in head:
         return "vader"
@@ -58,7 +107,7 @@ def _waimai(path: Path) -> Iterator[Example]:
         for n, row in enumerate(csv.DictReader(fh), start=2):
             if row.get("label") not in ("0", "1") or row.get("review") is None:
                 raise ValueError(f"{path}: line {n}: expected label 0/1 and review")
-            yield Example(row["review"], row["label"] == "0", "zh")
+            yield Example(row["review"], row["label"] == "0", "zh", row.get("cat") or None)
 
 
 def _vader(path: Path, negative_at: float) -> Iterator[Example]:
@@ -88,11 +137,11 @@ def _labelled(path: Path) -> Iterator[Example]:
             yield Example(row["text"], row["is_negative"] == "1", row.get("language") or None)
 
 
-def is_test(text: str, modulus: int) -> bool:
+def is_test(text: str, modulus: int = TEST_MODULUS) -> bool:
     return zlib.crc32(text.strip().encode("utf-8")) % modulus == 0
 
 
-def split(examples: list[Example], modulus: int) -> tuple[list[Example], list[Example]]:
+def split(examples: list[Example], modulus: int = TEST_MODULUS) -> tuple[list[Example], list[Example]]:
     train = [e for e in examples if not is_test(e.text, modulus)]
     test = [e for e in examples if is_test(e.text, modulus)]
     return train, test

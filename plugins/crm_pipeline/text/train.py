@@ -1,19 +1,19 @@
 """Train the classifier's n-gram models (a developer's command, not part of a run).
 
-    python -m crm_pipeline.text.train --zh ../shared/data/waimai_10k.csv \\
-        --en ../shared/data/tweets_GroundTruth.txt ../shared/data/amazonReviewSnippets_GroundTruth.txt
+    python -m crm_pipeline.text.train [--data ../shared/data]
 
-What is trained on, and what is held out (see docs/classifier.md):
-- Chinese: waimai_10k minus its test fifth (crc32(text) % 5 == 0).
-- English: all of the tweets, and the Amazon review snippets minus their test
-  half (crc32(text) % 2 == 0).
-The held-out parts are what ``crm_pipeline.text.evaluate --held-out`` scores.
+Trained on every labelled corpus of ``corpora.CORPORA`` found under the data
+directory, each minus its held-out fifth (``crc32(text) % 5 == 0``, the same rule
+in every corpus, so a text two corpora share is held out of both); what is held
+out is what ``crm_pipeline.text.evaluate --corpora`` scores. A training text
+that equals a held-out text of any corpus is dropped too (``training_examples``).
 
 Logistic regression with L2 over binary n-gram features (min document
-frequency 2) plus one lexicon column; the regularisation strength and the
-decision threshold are chosen on a validation tenth of the training part,
-then the model is refit on the whole training part. Weights under 1e-3 are
-dropped.
+frequency 2) plus one lexicon column; customer reviews weigh DOMAIN_WEIGHT
+times other text (tweets, editorials); the regularisation strength and the
+decision threshold are chosen on a validation tenth of the review corpora's
+training part, then the model is refit on the whole training part. Weights
+under 1e-3 are dropped.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from crm_pipeline.text import corpora
 from crm_pipeline.text.classifier import MODELS, en_features, zh_features
 from crm_pipeline.text.lexicon import Lexicon, normalise
 
-ZH_TEST_MODULUS = 5
-EN_TEST_MODULUS = 2  # Amazon snippets only; tweets are all training
 DOMAIN_WEIGHT = 3.0
+DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def _design(docs: list[list[str]], lex: list[float], vocab: dict[str, int]) -> sparse.csr_matrix:
@@ -121,31 +120,33 @@ def train(examples: list[corpora.Example], language: str, lexicon: Lexicon, in_d
     }
 
 
+def training_examples(data_dir: Path, language: str) -> tuple[list[corpora.Example], list[bool], list[str]]:
+    """Every corpus's training part in this language: (examples, whether each is a review, what was used)."""
+    found = [c for c in corpora.available(data_dir) if c.language == language]
+    loaded = {c: corpora.load(c, data_dir) for c in found}
+    held = {e.text.strip() for rows in loaded.values() for e in corpora.split(rows)[1]}
+    examples, reviews, sources = [], [], []
+    for corpus, rows in loaded.items():
+        kept = [e for e in corpora.split(rows)[0] if e.text.strip() not in held]
+        examples += kept
+        reviews += [corpus.reviews] * len(kept)
+        sources.append(f"{corpus.name} ({corpus.path}): {len(kept)} of {len(rows)}")
+    return examples, reviews, sources
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train the n-gram models from labelled corpora.")
-    ap.add_argument("--zh", type=Path, nargs="*", default=[], help="Chinese corpora (waimai format)")
-    ap.add_argument("--en", type=Path, nargs="*", default=[], help="English corpora (VADER format)")
+    ap = argparse.ArgumentParser(description="Train the n-gram models from the labelled corpora.")
+    ap.add_argument("--data", type=Path, default=DATA_DIR, help="the shared data directory (corpora.CORPORA)")
     ap.add_argument("--out", type=Path, default=MODELS)
     args = ap.parse_args(argv)
     lexicon = Lexicon()
     args.out.mkdir(parents=True, exist_ok=True)
-    for language, paths, modulus in (("zh", args.zh, ZH_TEST_MODULUS), ("en", args.en, EN_TEST_MODULUS)):
-        if not paths:
-            continue
-        examples, sources, in_domain = [], [], []
-        for path in paths:
-            rows = corpora.read(path)
-            # Tweets are not product reviews: all of them train; review corpora keep a held-out part.
-            held_out = "tweets" not in path.name.lower()
-            kept = corpora.split(rows, modulus)[0] if held_out else rows
-            examples.extend(kept)
-            in_domain.extend([held_out] * len(kept))
-            sources.append(
-                f"{path.name}: {len(kept)} of {len(rows)}"
-                + (f" (held out: crc32(text) % {modulus} == 0)" if held_out else " (all)")
-            )
-        model = train(examples, language, lexicon, in_domain)
-        model["trained_on"] = sources
+    for language in ("zh", "en"):
+        examples, reviews, sources = training_examples(args.data, language)
+        if not examples:
+            raise SystemExit(f"no {language} corpus under {args.data}")
+        model = train(examples, language, lexicon, reviews)
+        model["trained_on"] = [*sources, f"held out everywhere: crc32(text) % {corpora.TEST_MODULUS} == 0"]
         payload = json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
         with (args.out / f"{language}.json.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(payload)  # mtime 0: the same training gives the same bytes

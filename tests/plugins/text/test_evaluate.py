@@ -76,3 +76,71 @@ def test_a_missing_path_is_a_clear_error(tmp_path, capsys):
         main([str(tmp_path / "nope.csv")])
     assert exc.value.code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_corpus_with_categories_is_read_per_category(tmp_path):
+    path = tmp_path / "real" / "text" / "zh_online_shopping_books_computers_hotels.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("cat,label,review\n书籍,1,好书\n酒店,0,房间太吵\n酒店,1,干净\n", encoding="utf-8")
+    assert corpora.guess_format(path) == "waimai"
+    hotels = next(c for c in corpora.CORPORA if c.domain == "酒店")
+    assert [(e.text, e.is_negative, e.domain) for e in corpora.load(hotels, tmp_path)] == [
+        ("房间太吵", True, "酒店"), ("干净", False, "酒店"),
+    ]  # fmt: skip
+
+
+def test_no_held_out_text_is_trained_on_in_any_corpus(tmp_path):
+    """Two corpora share texts (as the online-shopping hotels and ChnSentiCorp do): a text held out of
+    one is held out of the other, and nothing held out anywhere is in the training set."""
+    from crm_pipeline.text.train import training_examples
+
+    shared = [f"共同的评论{i}" for i in range(60)]
+    own = [f"自己的评论{i}" for i in range(60)]
+    (tmp_path / "real" / "text").mkdir(parents=True)
+    (tmp_path / "waimai_10k.csv").write_text(
+        "label,review\n" + "".join(f"{i % 2},{t}\n" for i, t in enumerate(shared + own)), encoding="utf-8"
+    )
+    (tmp_path / "real" / "text" / "zh_ChnSentiCorp_htl_all.csv").write_text(
+        "label,review\n" + "".join(f"{i % 2},{t}\n" for i, t in enumerate(shared)), encoding="utf-8"
+    )
+    examples, reviews, sources = training_examples(tmp_path, "zh")
+    held = {t for t in shared + own if corpora.is_test(t)}
+    assert 10 < len(held) < 50  # about a fifth
+    trained = [e.text for e in examples]
+    assert held.isdisjoint(trained)
+    # Everything else is trained on, once per corpus it is in.
+    assert sorted(trained) == sorted([t for t in shared + own if t not in held] + [t for t in shared if t not in held])
+    assert len(sources) == 2 and all(reviews)
+
+
+def test_the_shared_corpora_keep_their_held_out_fifth_out_of_training():
+    """The real corpora, when they are beside the repo: per language, training and held-out texts are disjoint."""
+    from crm_pipeline.text.train import DATA_DIR, training_examples
+
+    if not corpora.available(DATA_DIR):
+        pytest.skip(f"no corpora under {DATA_DIR}")
+    for language in ("zh", "en"):
+        examples, _, _ = training_examples(DATA_DIR, language)
+        held = {
+            e.text.strip()
+            for c in corpora.available(DATA_DIR)
+            if c.language == language
+            for e in corpora.split(corpora.load(c, DATA_DIR))[1]
+        }
+        assert examples and held and held.isdisjoint(e.text.strip() for e in examples)
+
+
+def test_each_corpus_is_judged_against_its_target_and_baseline():
+    from crm_pipeline.text.evaluate import verdicts
+
+    def row(corpus, language, classifier, f1):
+        return {"corpus": corpus, "language": language, "classifier": classifier, "f1": f1}
+
+    lines = verdicts([
+        row("a", "zh", "crm x", 0.93), row("a", "zh", "SnowNLP 0.12.3", 0.85),
+        row("b", "zh", "crm x", 0.85), row("b", "zh", "SnowNLP 0.12.3", 0.80),
+        row("c", "en", "crm x", 0.90), row("c", "en", "VADER 3.3.2", 0.92),  # above target, below the baseline
+    ])  # fmt: skip
+    assert lines[0].endswith("target 0.9: met")
+    assert lines[1].endswith("target 0.9: missed (short by 0.050)")
+    assert lines[2].endswith("target 0.85: missed (short by 0.000)")
