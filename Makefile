@@ -100,7 +100,7 @@ bi: setup bi-setup
 	$(PY) -m crm_pipeline.superset serve --port $(BI_PORT) $(if $(BI_PASSWORD),--password $(BI_PASSWORD))
 
 eval-text: setup
-	$(PY) -m crm_pipeline.text.evaluate --corpora $(TEXT_DATA) --baselines \
+	$(PY) -m crm_pipeline.text.evaluate --corpora $(TEXT_DATA) --baselines --categories \
 		$(if $(wildcard data/landing/reviews),--sample data/landing)
 
 lock: $(VENV)/bin/python

@@ -41,6 +41,7 @@ class Example:
     is_negative: bool
     language: str | None = None
     domain: str | None = None  # a corpus's own sub-collection (the online-shopping corpus's category)
+    row_id: str | None = None  # where it is: a CSV's data row number (from 1), a VADER file's id
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def load(corpus: Corpus, data_dir: Path) -> list[Example]:
     """A corpus's labelled rows (its category's only, where it names one), each marked with its language."""
     rows = read(data_dir / corpus.path)
     return [
-        Example(e.text, e.is_negative, corpus.language, e.domain)
+        Example(e.text, e.is_negative, corpus.language, e.domain, e.row_id)
         for e in rows
         if corpus.domain is None or e.domain == corpus.domain
     ]
@@ -107,7 +108,7 @@ def _waimai(path: Path) -> Iterator[Example]:
         for n, row in enumerate(csv.DictReader(fh), start=2):
             if row.get("label") not in ("0", "1") or row.get("review") is None:
                 raise ValueError(f"{path}: line {n}: expected label 0/1 and review")
-            yield Example(row["review"], row["label"] == "0", "zh", row.get("cat") or None)
+            yield Example(row["review"], row["label"] == "0", "zh", row.get("cat") or None, str(n - 1))
 
 
 def _vader(path: Path, negative_at: float) -> Iterator[Example]:
@@ -123,7 +124,7 @@ def _vader(path: Path, negative_at: float) -> Iterator[Example]:
             except ValueError:
                 raise ValueError(f"{path}: line {n}: rating {parts[1]!r} is not a number") from None
             negative = rating <= negative_at if negative_at < 0 else rating < 0
-            yield Example("\t".join(parts[2:]), negative, "en")
+            yield Example("\t".join(parts[2:]), negative, "en", None, parts[0])
 
 
 def _labelled(path: Path) -> Iterator[Example]:
@@ -145,3 +146,39 @@ def split(examples: list[Example], modulus: int = TEST_MODULUS) -> tuple[list[Ex
     train = [e for e in examples if not is_test(e.text, modulus)]
     test = [e for e in examples if is_test(e.text, modulus)]
     return train, test
+
+
+CATEGORY_LABELS = Path(__file__).with_name("category_labels.csv")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A real negative text with the complaint category a reader gave it (docs/classifier.md, the guide)."""
+
+    corpus: str
+    row_id: str
+    language: str
+    text: str
+    category: str  # product_quality, logistics, service, price, usability, other; not_negative: the corpus erred
+    safety: bool
+
+
+def category_set(data_dir: Path, labels: Path = CATEGORY_LABELS) -> list[Labelled]:
+    """The labelled category set: (corpus, row id, category, safety) rows joined to the corpora's texts."""
+    by_name = {c.name: c for c in CORPORA}
+    texts: dict[str, dict[str, str]] = {}
+    out = []
+    with labels.open(encoding="utf-8", newline="") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            corpus = by_name.get(row["corpus"])
+            if corpus is None:
+                raise ValueError(f"{labels}: line {n}: unknown corpus {row['corpus']!r}")
+            if corpus.name not in texts:
+                texts[corpus.name] = {e.row_id: e.text for e in load(corpus, data_dir)}
+            text = texts[corpus.name].get(row["row_id"])
+            if text is None:
+                raise ValueError(f"{labels}: line {n}: {corpus.name} has no row {row['row_id']}")
+            out.append(
+                Labelled(corpus.name, row["row_id"], corpus.language, text, row["category"], row["safety"] == "1")
+            )
+    return out

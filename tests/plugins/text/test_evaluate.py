@@ -144,3 +144,62 @@ def test_each_corpus_is_judged_against_its_target_and_baseline():
     assert lines[0].endswith("target 0.9: met")
     assert lines[1].endswith("target 0.9: missed (short by 0.050)")
     assert lines[2].endswith("target 0.85: missed (short by 0.000)")
+
+
+def test_the_category_set_joins_labels_to_corpus_rows_and_says_what_is_missing(tmp_path):
+    (tmp_path / "waimai_10k.csv").write_text("label,review\n1,好吃\n0,送得太慢\n0,太贵了\n", encoding="utf-8")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "corpus,row_id,category,safety\nwaimai_10k (delivery),2,logistics,0\nwaimai_10k (delivery),3,price,0\n",
+        encoding="utf-8",
+    )
+    rows = corpora.category_set(tmp_path, labels)
+    assert [(r.text, r.category, r.language) for r in rows] == [
+        ("送得太慢", "logistics", "zh"),
+        ("太贵了", "price", "zh"),
+    ]
+    labels.write_text("corpus,row_id,category,safety\nwaimai_10k (delivery),9,price,0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2: waimai_10k \\(delivery\\) has no row 9"):
+        corpora.category_set(tmp_path, labels)
+    labels.write_text("corpus,row_id,category,safety\nmy forum,1,price,0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown corpus 'my forum'"):
+        corpora.category_set(tmp_path, labels)
+
+
+def test_category_accuracy_other_share_and_safety_by_hand():
+    from types import SimpleNamespace
+
+    from crm_pipeline.text.evaluate import categories
+
+    said = {"a": "logistics", "b": None, "c": "price", "d": "safety", "e": "service"}
+    clf = SimpleNamespace(score=lambda text: SimpleNamespace(category=said[text]))
+
+    def row(text, category, safety=False):
+        return corpora.Labelled("x", text, "zh", text, category, safety)
+
+    rows = [row("a", "logistics"), row("b", "other"), row("c", "service"), row("d", "product_quality", True),
+            row("e", "not_negative")]  # fmt: skip
+    everything = next(c for c in categories(rows, clf) if c["part"] == "all")
+    # 4 negatives (e is not one): a right, b right (no category is "other"), c and d wrong: accuracy 2/4;
+    # "other" for 1 of 4; the one safety text was given the safety category.
+    assert (everything["texts"], everything["accuracy"], everything["other_share"]) == (4, 0.5, 0.25)
+    assert (everything["safety_texts"], everything["safety_found"]) == (1, 1)
+
+
+def test_the_repos_category_set_has_300_real_negatives_per_language_each_found():
+    from collections import Counter
+
+    from crm_pipeline.text.train import DATA_DIR
+
+    with corpora.CATEGORY_LABELS.open(encoding="utf-8") as fh:
+        import csv
+
+        rows = list(csv.DictReader(fh))
+    allowed = {"product_quality", "logistics", "service", "price", "usability", "other", "not_negative"}
+    assert {r["category"] for r in rows} <= allowed and {r["safety"] for r in rows} <= {"0", "1"}
+    language = {c.name: c.language for c in corpora.CORPORA}
+    assert min(Counter(language[r["corpus"]] for r in rows).values()) >= 300
+    assert len({(r["corpus"], r["row_id"]) for r in rows}) == len(rows)  # no row labelled twice
+    if corpora.available(DATA_DIR):  # every label finds its text
+        found = corpora.category_set(DATA_DIR)
+        assert len(found) == len(rows)
