@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models"
 # Bump when the models, features or rules change: stored scores carry it, and
 # `python -m crm_pipeline.text.rescore` rescores what an older version scored.
-VERSION = "2026.12.2"
+VERSION = "2026.12.3"
 EVIDENCE_MIN = 0.5
 
 # An "@name" mention (the name runs to a space, WeChat's U+2005 or punctuation, as in

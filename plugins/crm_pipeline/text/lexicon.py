@@ -102,11 +102,19 @@ class Lexicon:
         # Chinese cues, emoji and emoticons: one regex. English cues: token
         # lookups (phrases of up to 3 words), far faster than a regex with
         # word boundaries.
-        matchable = list(self.scored) + [t for t in self.topics if t not in self.scored]
+        matchable = list(self.scored)
         self._match = self._alternation([w for w in matchable if not _is_word(w) and not w.isascii()])
         self._match_ascii = self._alternation([w for w in matchable if not _is_word(w) and w.isascii()])
         self._en_phrases = {w for w in matchable if _is_word(w)}
         self._en_span = max((w.count(" ") + 1 for w in self._en_phrases), default=1)
+        # Topic words only name a category: they are found in a pass of their own, so a topic word never
+        # hides a sentiment cue inside it (太慢 around 慢) or an English word's valence (broken).
+        # A cue that is both is handled with the sentiment cues, as before.
+        topics_only = [t for t in self.topics if t not in self.scored]
+        self._topic_zh = self._alternation([w for w in topics_only if not _is_word(w)])
+        self._topic_en = {w for w in topics_only if _is_word(w)}
+        self._topic_span = max((w.count(" ") + 1 for w in self._topic_en), default=1)
+        self._topic_first = {w.split(" ")[0] for w in self._topic_en if " " in w}
         negations = by_kind.get("negation", [])
         self._negation_zh = self._alternation([c.text for c in negations if not _is_word(c.text)])
         self._negation_en = frozenset(c.text for c in negations if _is_word(c.text))
@@ -189,12 +197,25 @@ class Lexicon:
         words = _LATIN_WORD.findall(text)
         if words:
             self._scan_words(words, hit)
+        self._scan_topics(text, words, hit)
         hit.is_question = bool(_QUESTION_END.search(text)) or (
             self._question_zh is not None and self._question_zh.search(text) is not None
         )
         if not hit.is_question and words:
             hit.is_question = any(tuple(words[: len(q)]) == q for q in self._question_en)
         return hit
+
+    def _scan_topics(self, text: str, words: list[str], hit: LexiconHit) -> None:
+        found = self._topic_zh.findall(text) if self._topic_zh is not None else []
+        if words and self._topic_en:
+            found += [w for w in words if w in self._topic_en]  # one word: a set lookup each
+            for span in range(2, self._topic_span + 1):  # phrases ("tech support"), rare: counted where they occur
+                found += [
+                    p for i in range(len(words) - span + 1) if (p := " ".join(words[i : i + span])) in self._topic_en
+                ]
+        for topic in found:
+            category = self.topics[topic].category
+            hit.categories[category] = hit.categories.get(category, 0.0) + 0.5
 
     def _scan_words(self, words: list[str], hit: LexiconHit) -> None:
         i, n = 0, len(words)

@@ -159,3 +159,21 @@ def test_a_broken_cue_table_names_the_row(tmp_path, row, message):
     cues.write_text("cue,language,kind,category,weight\n" + row + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="row 2: " + message):
         Lexicon(cues)
+
+
+def test_a_topic_word_never_hides_a_sentiment_cue_or_an_english_words_valence(tmp_path, monkeypatch):
+    """Topic words are found in a pass of their own: 太慢 (a logistics topic) must not swallow the cue 慢,
+    nor "broken" (a product-quality topic) the negative valence English words get from VADER's lexicon."""
+    header = "cue,language,kind,category,weight\n慢,zh,sentiment,logistics,-2\n太,zh,degree,,1.6\n"
+    plain, topical = tmp_path / "plain.csv", tmp_path / "topical.csv"
+    plain.write_text(header, encoding="utf-8")
+    topical.write_text(header + "太慢,zh,topic,logistics,0\nbroken,en,topic,product_quality,0\n", encoding="utf-8")
+    monkeypatch.setenv("CRM_TEXT_CUES", str(plain))
+    without = Lexicon()
+    monkeypatch.setenv("CRM_TEXT_CUES", str(topical))
+    with_topics = Lexicon()
+    for text in ("送餐太慢了", "the hinge is broken"):
+        assert with_topics.scan(text).score == pytest.approx(without.scan(text).score), text
+        assert with_topics.scan(text).score < 0
+    assert with_topics.scan("the hinge is broken").categories == {"product_quality": 0.5}
+    assert with_topics.scan("送餐太慢了").categories["logistics"] > without.scan("送餐太慢了").categories["logistics"]
