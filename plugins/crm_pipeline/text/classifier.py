@@ -28,8 +28,10 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models"
 # Bump when the models, features or rules change: stored scores carry it, and
 # `python -m crm_pipeline.text.rescore` rescores what an older version scored.
-VERSION = "2026.12.3"
+VERSION = "2026.12.4"
 EVIDENCE_MIN = 0.5
+NGRAM_CUES = 3  # n-gram contributions listed among a negative verdict's cues
+NGRAM_CUE_MIN = 0.3  # ...each worth at least this much towards negative, in log-odds
 
 # An "@name" mention (the name runs to a space, WeChat's U+2005 or punctuation, as in
 # dbt's macro mentioned_names), not the "@" of an email address.
@@ -113,6 +115,10 @@ class Classifier:
         self.models = _models()
 
     def logit(self, text: str) -> tuple[float, str, object, bool]:
+        z, language, hit, traditional, _ = self._logit(text)
+        return z, language, hit, traditional
+
+    def _logit(self, text: str) -> tuple[float, str, object, bool, str]:
         norm, traditional = normalise(strip_mentions(text or ""))
         cjk, latin = script_counts(norm)
         hit = self.lexicon.scan(norm)
@@ -130,10 +136,23 @@ class Classifier:
         else:
             language = "en"
             z = en.bias + en.ngram_logit(en_features(norm)) + en.lexicon_weight * hit.score
-        return z, language, hit, traditional
+        return z, language, hit, traditional, norm
+
+    def ngram_cues(self, norm: str, language: str, limit: int = NGRAM_CUES) -> list[str]:
+        """The n-grams that pushed a text furthest towards negative, as cues: "ngram:<n-gram>", strongest
+        first, those worth at least NGRAM_CUE_MIN in log-odds (a bigram inside a longer one is kept too)."""
+        weights: dict[str, float] = {}
+        if language in ("zh", "zh-Hant", "mixed"):
+            get = self.models["zh"].weights.get
+            weights.update((f, get(f, 0.0)) for f in set(zh_features(norm)))
+        if language in ("en", "mixed"):
+            get = self.models["en"].weights.get
+            weights.update((f, get(f, 0.0)) for f in set(en_features(norm)))
+        strongest = sorted((w, f) for f, w in weights.items() if w <= -NGRAM_CUE_MIN)[:limit]
+        return [f"ngram:{f}" for _, f in strongest]
 
     def score(self, text: str) -> Verdict:
-        z, language, hit, _ = self.logit(text)
+        z, language, hit, _, norm = self._logit(text)
         model = self.models["en" if language == "en" else "zh"]
         threshold = 0.0 if language == "none" else model.threshold
         # Negative needs evidence in the text itself, not only the training
@@ -149,7 +168,9 @@ class Classifier:
         if negative and category is None:
             category = "other"
         sentiment = math.tanh(max(min(z, 40.0), -40.0) / 2)
-        return Verdict(language, round(sentiment, 4), negative, category, tuple(hit.cues))
+        # Why a negative verdict: the lexicon's cues and the n-gram model's strongest contributions.
+        cues = tuple(hit.cues) + (tuple(self.ngram_cues(norm, language)) if negative else ())
+        return Verdict(language, round(sentiment, 4), negative, category, cues)
 
     def score_many(self, texts) -> list[Verdict]:
         return [self.score(t) for t in texts]

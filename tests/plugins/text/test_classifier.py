@@ -114,7 +114,8 @@ def test_a_mention_is_a_name_not_a_cue(clf, text):
 
 
 def test_what_follows_a_mention_and_an_email_address_still_count(clf):
-    assert clf.score("@小王\u2005质量太差了").cues == ("质量太差",)
+    cues = clf.score("@小王\u2005质量太差了").cues
+    assert [c for c in cues if not c.startswith("ngram:")] == ["质量太差"] and not any("小王" in c for c in cues)
     assert clf.score("@fan_12 this is bad").is_negative
     assert "bad" in clf.score("write to fan@bad.com").cues  # an address is not a mention: its text is kept
 
@@ -177,3 +178,21 @@ def test_a_topic_word_never_hides_a_sentiment_cue_or_an_english_words_valence(tm
         assert with_topics.scan(text).score < 0
     assert with_topics.scan("the hinge is broken").categories == {"product_quality": 0.5}
     assert with_topics.scan("送餐太慢了").categories["logistics"] > without.scan("送餐太慢了").categories["logistics"]
+
+
+def test_a_negative_verdict_names_the_n_grams_that_decided_it(clf):
+    """Explainable verdicts: besides the lexicon's cues, the n-gram model's strongest negative contributions,
+    strongest first, each a feature the model weighs at NGRAM_CUE_MIN or more towards negative."""
+    from crm_pipeline.text.classifier import NGRAM_CUE_MIN, NGRAM_CUES, zh_features
+
+    verdict = clf.score("送餐速度实在太慢了")
+    grams = [c.removeprefix("ngram:") for c in verdict.cues if c.startswith("ngram:")]
+    weights = clf.models["zh"].weights
+    assert verdict.is_negative and 0 < len(grams) <= NGRAM_CUES
+    assert all(weights[g] <= -NGRAM_CUE_MIN and g in zh_features("送餐速度实在太慢了") for g in grams)
+    assert [weights[g] for g in grams] == sorted(weights[g] for g in grams)  # strongest first
+    # The strongest of all the text's n-grams is the first listed (computed here from the model itself).
+    assert grams[0] == min(set(zh_features("送餐速度实在太慢了")), key=lambda f: weights.get(f, 0.0))
+    assert not any(c.startswith("ngram:") for c in clf.score("很好用，推荐").cues)  # not negative: none
+    english = clf.score("the zen has no stop button.")
+    assert english.is_negative and any(c.startswith("ngram:") for c in english.cues)
