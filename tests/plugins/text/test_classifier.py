@@ -196,3 +196,34 @@ def test_a_negative_verdict_names_the_n_grams_that_decided_it(clf):
     assert not any(c.startswith("ngram:") for c in clf.score("很好用，推荐").cues)  # not negative: none
     english = clf.score("the zen has no stop button.")
     assert english.is_negative and any(c.startswith("ngram:") for c in english.cues)
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "cues"),
+    [
+        ("呵呵，真是好质量，三天坏两次", "product_quality", {"呵呵", "坏"}),  # sarcasm: praise that says the opposite
+        ("又被割韭菜了", "price", {"割韭菜"}),  # slang: fleeced
+        ("收到的是二手货，有使用痕迹", "product_quality", {"是二手", "使用痕迹"}),  # second-hand goods
+        ("這個耳機用了一週就壞了", "product_quality", {"坏了"}),  # traditional characters
+        ("客服一直不回复，what a joke", "service", {"不回复"}),  # Chinese and English in one message
+        ("the charger started smoking", "product_quality", {"started smoking"}),  # a safety hazard
+        ("phone got bricked after the update", "product_quality", {"bricked"}),
+    ],
+)
+def test_hard_real_texts_are_found_with_the_cues_that_say_why(clf, text, category, cues):
+    """Texts the classifier issue found missed on real feedback: each is negative, in its category, and its
+    verdict carries the cues that decided it (what fct_negative_feedback.cues shows an analyst)."""
+    verdict = clf.score(text)
+    assert verdict.is_negative and verdict.category == category, verdict
+    assert cues <= set(verdict.cues), verdict.cues
+
+
+def test_what_is_not_a_complaint_stays_so_beside_the_hard_cues(clf):
+    for text in (
+        "不坏，挺好用的",
+        "收到了，谢谢",
+        "二手书店很有意思",
+        "呵呵，谢谢大家",
+        "the update went fine, nothing bricked",
+    ):
+        assert not clf.score(text).is_negative, text
