@@ -162,18 +162,21 @@ class Superset:
         app._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         return app
 
+    def healthy(self) -> bool:
+        """Whether the server answers its health check."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
     def wait(self, timeout: float = 300) -> None:
         """Until the server answers its health check."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise BIError(f"no Superset answered on {self.url} within {timeout:.0f} s")
             time.sleep(2)
-        raise BIError(f"no Superset answered on {self.url} within {timeout:.0f} s")
 
     def start(self, log: Path | None = None, timeout: float = 180) -> None:
         log = log or self.home / "superset.log"
@@ -189,12 +192,8 @@ class Superset:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BIError(f"Superset exited ({self.proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+            if self.healthy():
+                return
             time.sleep(1)
         self.stop()
         raise BIError(f"Superset did not answer on {self.url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
