@@ -95,10 +95,19 @@ def bundle(uri: str, extra: dict, source: Path = BUNDLE_DIR) -> bytes:
 class Superset:
     """One Superset: its home (config secret, metadata DB, admin password) and, once started, its server."""
 
-    def __init__(self, home: Path = HOME, port: int = 8088, venv: Path = VENV, password: str | None = None):
-        self.home, self.port, self.venv, self.user = home, port, venv, ADMIN
-        self.url = f"http://127.0.0.1:{port}"
-        self.home.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        home: Path = HOME,
+        port: int = 8088,
+        venv: Path = VENV,
+        password: str | None = None,
+        *,
+        url: str | None = None,
+        user: str = ADMIN,
+    ):
+        """`url`: a Superset this module did not start (the compose stack's); give it its password."""
+        self.home, self.port, self.venv, self.user = home, port, venv, user
+        self.url = (url or f"http://127.0.0.1:{port}").rstrip("/")
         self.password = password or self._kept("admin_password")
         self.proc: subprocess.Popen | None = None
         self._token: str | None = None
@@ -110,6 +119,7 @@ class Superset:
         """A secret made on first use and kept in the home (owner-only)."""
         path = self.home / name
         if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
             path.chmod(0o600)
         return path.read_text(encoding="utf-8").strip()
@@ -147,21 +157,6 @@ class Superset:
         else:
             self._cli("fab", "reset-password", "--username", ADMIN, "--password", self.password)
 
-    @classmethod
-    def remote(cls, url: str, password: str, user: str = "admin") -> Superset:
-        """A Superset this module did not start (the compose stack's)."""
-        app = cls.__new__(cls)
-        app.url, app.password, app.user, app.proc, app._token, app._csrf = (
-            url.rstrip("/"),
-            password,
-            user,
-            None,
-            None,
-            None,
-        )
-        app._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-        return app
-
     def healthy(self) -> bool:
         """Whether the server answers its health check."""
         try:
@@ -179,6 +174,7 @@ class Superset:
             time.sleep(2)
 
     def start(self, log: Path | None = None, timeout: float = 180) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
         log = log or self.home / "superset.log"
         fh = log.open("w")
         self.proc = subprocess.Popen(
@@ -332,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args.port, args.password)
         uri, extra = (args.uri, _engine_params(args.uri)) if args.uri else database_connection()
-        app = Superset.remote(args.url, args.password, args.user)
+        app = Superset(password=args.password, url=args.url, user=args.user)
         app.wait()
         app.import_bundle(bundle(uri, extra))
         print(f"imported {len(app.objects('dashboard'))} dashboards into {app.url}")

@@ -61,14 +61,15 @@ def categories(rows: list[corpora.Labelled], clf: Classifier) -> list[dict]:
     the safety category. Rows a reader found not negative are left out."""
     out = []
     for language in sorted({r.language for r in rows}):
+        negative = [r for r in rows if r.language == language and r.category != "not_negative"]
+        scored = [(r, clf.score(r.text).category or "other") for r in negative]  # each text once
         for part in ("all", "held out"):
-            negative = [r for r in rows if r.language == language and r.category != "not_negative"]
-            chosen = [r for r in negative if part == "all" or corpora.is_test(r.text)]
+            chosen = [(r, g) for r, g in scored if part == "all" or corpora.is_test(r.text)]
             if not chosen:
                 continue
-            got = [clf.score(r.text).category or "other" for r in chosen]
-            right = sum(g == r.category for g, r in zip(got, chosen, strict=True))
-            safety = [g for g, r in zip(got, chosen, strict=True) if r.safety]
+            got = [g for _, g in chosen]
+            right = sum(g == r.category for r, g in chosen)
+            safety = [g for r, g in chosen if r.safety]
             out.append({
                 "language": language, "part": part, "texts": len(chosen), "accuracy": right / len(chosen),
                 "other_share": got.count("other") / len(chosen), "safety_texts": len(safety),

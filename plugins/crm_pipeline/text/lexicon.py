@@ -209,9 +209,9 @@ class Lexicon:
         found = self._topic_zh.findall(text) if self._topic_zh is not None else []
         if words and self._topic_en:
             found += [w for w in words if w in self._topic_en]  # one word: a set lookup each
-            for span in range(2, self._topic_span + 1):  # phrases ("tech support"), rare: counted where they occur
+            for i in [i for i, w in enumerate(words) if w in self._topic_first]:  # phrases ("tech support")
                 found += [
-                    p for i in range(len(words) - span + 1) if (p := " ".join(words[i : i + span])) in self._topic_en
+                    p for n in range(2, self._topic_span + 1) if (p := " ".join(words[i : i + n])) in self._topic_en
                 ]
         for topic in found:
             category = self.topics[topic].category

@@ -4,9 +4,9 @@
 
 Trained on every labelled corpus of ``corpora.CORPORA`` found under the data
 directory, each minus its held-out fifth (``crc32(text) % 5 == 0``, the same rule
-in every corpus, so a text two corpora share is held out of both); what is held
-out is what ``crm_pipeline.text.evaluate --corpora`` scores. A training text
-that equals a held-out text of any corpus is dropped too (``training_examples``).
+in every corpus, so a text two corpora share is held out of both, and no
+training text equals a held-out text of any corpus); what is held out is what
+``crm_pipeline.text.evaluate --corpora`` scores.
 
 Logistic regression with L2 over binary n-gram features (min document
 frequency 2) plus one lexicon column; customer reviews weigh DOMAIN_WEIGHT
@@ -123,11 +123,11 @@ def train(examples: list[corpora.Example], language: str, lexicon: Lexicon, in_d
 def training_examples(data_dir: Path, language: str) -> tuple[list[corpora.Example], list[bool], list[str]]:
     """Every corpus's training part in this language: (examples, whether each is a review, what was used)."""
     found = [c for c in corpora.available(data_dir) if c.language == language]
-    loaded = {c: corpora.load(c, data_dir) for c in found}
-    held = {e.text.strip() for rows in loaded.values() for e in corpora.split(rows)[1]}
     examples, reviews, sources = [], [], []
-    for corpus, rows in loaded.items():
-        kept = [e for e in corpora.split(rows)[0] if e.text.strip() not in held]
+    for corpus in found:
+        rows = corpora.load(corpus, data_dir)
+        # The split reads the text alone, so a text held out of one corpus is held out of every corpus.
+        kept = corpora.split(rows)[0]
         examples += kept
         reviews += [corpus.reviews] * len(kept)
         sources.append(f"{corpus.name} ({corpus.path}): {len(kept)} of {len(rows)}")
