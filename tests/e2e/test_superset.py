@@ -52,8 +52,8 @@ EXPECTED = {
     "negatives_by_category_source": "select category, source, count(*) from marts.fct_negative_feedback group by 1, 2",
     "negatives_by_week": "select date_trunc('week', occurred_at), source, count(*) from marts.fct_negative_feedback "
     "group by 1, 2",
-    "recent_severe_complaints": "select occurred_at, source, category, severity, product_id, community_tier, cues, "
-    "customer_key from marts.fct_negative_feedback where severity in ('critical', 'high')",
+    "recent_severe_complaints": "select occurred_at, source, category, severity, is_safety, product_id, "
+    "community_tier, cues, customer_key from marts.fct_negative_feedback where severity in ('critical', 'high')",
     "business_alerts": "select rule, severity, subject_type, subject_id, observed, expected, value_at_stake, "
     "since_date from marts.fct_business_alerts",
     "at_risk_customers": f"select count(*) {AT_RISK}",

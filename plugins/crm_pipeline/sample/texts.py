@@ -9,15 +9,15 @@ NEGATIVE = {
         "zh": [
             "用了三天就坏了，质量太差",
             "屏幕有坏点，非常失望",
-            "电池不耐用，一天要充三次电",
+            "充电的时候电池鼓包了，太危险",  # a safety hazard (fct_negative_feedback.is_safety)
             "做工粗糙，边缘有毛刺",
             "开机就死机，垃圾产品",
         ],
-        "zh_hant": ["用了三天就壞了，質量太差", "螢幕有壞點，非常失望", "電池不耐用"],
+        "zh_hant": ["用了三天就壞了，質量太差", "螢幕有壞點，非常失望", "充電時電池鼓包了，太危險"],
         "en": [
             "Stopped working after a week, poor quality",
             "The screen cracked on day two, very disappointed",
-            "Battery drains way too fast, terrible",
+            "The charger started smoking while charging",
         ],
     },
     "logistics": {

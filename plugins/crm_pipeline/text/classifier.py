@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models"
 # Bump when the models, features or rules change: stored scores carry it, and
 # `python -m crm_pipeline.text.rescore` rescores what an older version scored.
-VERSION = "2026.12.5"
+VERSION = "2026.12.6"
 EVIDENCE_MIN = 0.5
 NGRAM_CUES = 3  # n-gram contributions listed among a negative verdict's cues
 NGRAM_CUE_MIN = 0.3  # ...each worth at least this much towards negative, in log-odds

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from crm_pipeline.text import corpora
 from crm_pipeline.text.classifier import Classifier
+from crm_pipeline.text.safety import KeywordRule
 
 TARGET_F1 = {"zh": 0.90, "en": 0.85}  # negative F1 on each corpus's held-out part (the classifier issue)
 
@@ -55,27 +56,47 @@ def held_out(examples: list[corpora.Example]) -> list[corpora.Example]:
     return corpora.split(examples)[1]
 
 
-def categories(rows: list[corpora.Labelled], clf: Classifier) -> list[dict]:
+def categories(rows: list[corpora.Labelled], clf: Classifier, safety: KeywordRule | None = None) -> list[dict]:
     """Category accuracy per language on the labelled category set, all of it and its held-out part
-    (the same crc32 rule), the share of real negatives put in "other", and how many safety texts carry
-    the safety category. Rows a reader found not negative are left out."""
+    (the same crc32 rule), the share of real negatives put in "other", and the safety flag as the mart
+    raises it (the severity seed's safety keywords in the text or its cues): how many of the texts a
+    reader flagged it finds, and how many others it flags. Rows a reader found not negative are left out."""
+    safety = safety or KeywordRule.from_seeds()
     out = []
     for language in sorted({r.language for r in rows}):
         negative = [r for r in rows if r.language == language and r.category != "not_negative"]
-        scored = [(r, clf.score(r.text).category or "other") for r in negative]  # each text once
+        scored = []
+        for r in negative:  # each text once
+            verdict = clf.score(r.text)
+            flagged = bool(safety.hits(r.text, json.dumps(list(verdict.cues), ensure_ascii=False)))
+            scored.append((r, verdict.category or "other", flagged))
         for part in ("all", "held out"):
-            chosen = [(r, g) for r, g in scored if part == "all" or corpora.is_test(r.text)]
+            chosen = [(r, g, f) for r, g, f in scored if part == "all" or corpora.is_test(r.text)]
             if not chosen:
                 continue
-            got = [g for _, g in chosen]
-            right = sum(g == r.category for r, g in chosen)
-            safety = [g for r, g in chosen if r.safety]
+            got = [g for _, g, _ in chosen]
+            right = sum(g == r.category for r, g, _ in chosen)
             out.append({
                 "language": language, "part": part, "texts": len(chosen), "accuracy": right / len(chosen),
-                "other_share": got.count("other") / len(chosen), "safety_texts": len(safety),
-                "safety_found": safety.count("safety"),
+                "other_share": got.count("other") / len(chosen),
+                "safety_texts": sum(r.safety for r, _, _ in chosen),
+                "safety_found": sum(r.safety and f for r, _, f in chosen),
+                "safety_false": sum(f and not r.safety for r, _, f in chosen),
             })  # fmt: skip
     return out
+
+
+def safety_rate(found: list[corpora.Corpus], data_dir: Path, safety: KeywordRule | None = None) -> dict:
+    """How often the safety flag is raised on the corpora's texts, negative and positive: what a brand's
+    on-call people would be sent, of which the labelled set says how much is a hazard."""
+    safety = safety or KeywordRule.from_seeds()
+    counts = {"negatives": 0, "flagged": 0, "positives": 0, "flagged_positives": 0}
+    for corpus in found:
+        for e in corpora.load(corpus, data_dir):
+            hit = bool(safety.hits(e.text))
+            counts["negatives" if e.is_negative else "positives"] += 1
+            counts["flagged" if e.is_negative else "flagged_positives"] += hit
+    return counts
 
 
 def verdicts(results: list[dict]) -> list[str]:
@@ -213,8 +234,17 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"corpus": "categories", **c})
             print(
                 f"{c['language']:<4} {c['part']:<9} {c['texts']:>4} texts  accuracy {c['accuracy']:.3f}  "
-                f"other {c['other_share']:.1%}  safety {c['safety_found']}/{c['safety_texts']}"
+                f"other {c['other_share']:.1%}  safety flag: {c['safety_found']}/{c['safety_texts']} found, "
+                f"{c['safety_false']} others flagged"
             )
+    if args.categories and found:
+        flagged = safety_rate(found, args.corpora)
+        results.append({"corpus": "safety flag", **flagged})
+        print(
+            f"safety flag (keywords in the text alone) on every real negative: {flagged['flagged']} of "
+            f"{flagged['negatives']} ({flagged['flagged'] / flagged['negatives']:.2%}), on every positive: "
+            f"{flagged['flagged_positives']} of {flagged['positives']}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

@@ -170,20 +170,23 @@ def test_category_accuracy_other_share_and_safety_by_hand():
     from types import SimpleNamespace
 
     from crm_pipeline.text.evaluate import categories
+    from crm_pipeline.text.safety import KeywordRule
 
-    said = {"a": "logistics", "b": None, "c": "price", "d": "safety", "e": "service"}
-    clf = SimpleNamespace(score=lambda text: SimpleNamespace(category=said[text]))
+    said = {"a": "logistics", "b": None, "c起火": "price", "d起火": "product_quality", "e": "service", "f": "price"}
+    cues = {"f": ("冒烟",)}
+    clf = SimpleNamespace(score=lambda text: SimpleNamespace(category=said[text], cues=cues.get(text, ())))
 
     def row(text, category, safety=False):
         return corpora.Labelled("x", text, "zh", text, category, safety)
 
-    rows = [row("a", "logistics"), row("b", "other"), row("c", "service"), row("d", "product_quality", True),
-            row("e", "not_negative")]  # fmt: skip
-    everything = next(c for c in categories(rows, clf) if c["part"] == "all")
-    # 4 negatives (e is not one): a right, b right (no category is "other"), c and d wrong: accuracy 2/4;
-    # "other" for 1 of 4; the one safety text was given the safety category.
-    assert (everything["texts"], everything["accuracy"], everything["other_share"]) == (4, 0.5, 0.25)
-    assert (everything["safety_texts"], everything["safety_found"]) == (1, 1)
+    rows = [row("a", "logistics"), row("b", "other"), row("c起火", "service"), row("d起火", "product_quality", True),
+            row("e", "not_negative"), row("f", "price", True)]  # fmt: skip
+    safety = KeywordRule(("起火", "冒烟"), {})
+    everything = next(c for c in categories(rows, clf, safety) if c["part"] == "all")
+    # 5 negatives (e is not one): a, b (no category is "other"), d and f right, c wrong: accuracy 4/5;
+    # "other" for 1 of 5. The flag: d (its text) and f (its cue) of the 2 safety texts, and c, not one.
+    assert (everything["texts"], everything["accuracy"], everything["other_share"]) == (5, 0.8, 0.2)
+    assert (everything["safety_texts"], everything["safety_found"], everything["safety_false"]) == (2, 2, 1)
 
 
 def test_the_repos_category_set_has_300_real_negatives_per_language_each_found():

@@ -7,7 +7,9 @@
     ("fire" is not in "firefox"), a Chinese one as a whole term (it occurs
     more often than inside the longer words of seed
     severity_term_exceptions: 着火 in 挨着火车站 is no fire). No text, name
-    or contact detail: the cues that fired explain the verdict. -#}
+    or contact detail: the cues that fired explain the verdict. is_safety:
+    the seed's rule named safety fired (crm_pipeline.text.safety is the same
+    rule in Python, for make eval-text). -#}
 with
 
 touchpoints as (
@@ -171,7 +173,8 @@ severities as (
         feedback_source,
         source_record_id,
         max(severity_rank) as severity_rank,
-        string_agg(rule, ', ' order by rule) as severity_rules
+        string_agg(rule, ', ' order by rule) as severity_rules,
+        bool_or(rule = 'safety') as is_safety
     from matched_rules
     group by feedback_source, source_record_id
 
@@ -192,6 +195,7 @@ final as (
             when 4 then 'critical' when 3 then 'high' when 2 then 'medium' else 'low'
         end as severity,
         severities.severity_rules,
+        coalesce(severities.is_safety, false) as is_safety,
         negatives.language,
         negatives.rating,
         negatives.text_is_negative,
