@@ -20,6 +20,10 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 REPO = Path(__file__).resolve().parents[1]
+# One kept dbt parse for the whole session (CRM_DBT_PARSE_CACHE): a new warehouse's first build starts
+# from it instead of parsing the project (crm_pipeline.transform.parse_cache). Made by the first process
+# that imports this file; pytest-xdist's workers inherit it. The first build per engine parses in full.
+PARSE_CACHE = os.environ.setdefault("CRM_TEST_PARSE_CACHE", tempfile.mkdtemp(prefix="crm-dbt-parse-"))
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 SECRET = "test-secret"
@@ -105,6 +109,7 @@ def crm_env(monkeypatch, tmp_path, warehouse_url):
     monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("CRM_KEY_SECRET", SECRET)
     monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("CRM_DBT_PARSE_CACHE", PARSE_CACHE)
     monkeypatch.delenv("CRM_SHOP_DB_URL", raising=False)
     from zoneinfo import ZoneInfo
 

@@ -142,6 +142,7 @@ class Settings:
     dbt_full_refresh: bool
     dbt_artifacts_dir: Path
     dbt_log_level: str
+    dbt_parse_cache: Path | None
     duckdb_memory_limit: str | None
     pg_work_mem: str | None
     scoring_workers: int | None
@@ -228,6 +229,7 @@ def settings() -> Settings:
         dbt_full_refresh=env_bool("CRM_DBT_FULL_REFRESH"),
         dbt_artifacts_dir=_path("CRM_DBT_ARTIFACTS_DIR", REPO_ROOT / "data" / "dbt"),
         dbt_log_level=env_choice("CRM_DBT_LOG_LEVEL", "info", ("debug", "info", "warn", "error", "none")),
+        dbt_parse_cache=_path("CRM_DBT_PARSE_CACHE", None),
         duckdb_memory_limit=env_str("CRM_DUCKDB_MEMORY_LIMIT"),
         pg_work_mem=env_str("CRM_PG_WORK_MEM"),
         scoring_workers=env_int("CRM_SCORING_WORKERS", None, minimum=1),

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from unittest import mock
 
-from conftest import REPO, SECRET, pg_database
+from conftest import PARSE_CACHE, REPO, SECRET, pg_database
 from crm_pipeline.load.warehouse import Warehouse, parse_url
 from crm_pipeline.quality.gate import MARTS
 
@@ -120,6 +120,7 @@ def pipeline_env(crm_env, airflow_db: Path) -> dict:
         CRM_DBT_ARTIFACTS_DIR=str(crm_env["tmp"] / "dbt"),
         CRM_REPORTS_DIR=str(crm_env["tmp"] / "reports"),
         CRM_TIMEZONE="Asia/Shanghai",
+        CRM_DBT_PARSE_CACHE=PARSE_CACHE,
         AIRFLOW_HOME=str(airflow_db),
         PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
     )

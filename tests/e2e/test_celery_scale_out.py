@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import pytest
 
-from conftest import REPO, SECRET, pg_database
+from conftest import PARSE_CACHE, REPO, SECRET, pg_database
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
 
@@ -80,6 +80,7 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         CRM_WAREHOUSE_URL=warehouse_url,
         CRM_KEY_SECRET=SECRET,
         CRM_TIMEZONE="Asia/Shanghai",
+        CRM_DBT_PARSE_CACHE=PARSE_CACHE,
         CRM_DBT_ARTIFACTS_DIR=str(tmp_path / "dbt"),
         CRM_REPORTS_DIR=str(tmp_path / "reports"),
         CRM_TASK_RETRIES="1",

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from conftest import SECRET
+from conftest import PARSE_CACHE, SECRET
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import Volume, generate
 
@@ -60,6 +60,7 @@ def _build(tmp: Path, lift: float, monkeypatch) -> dict:
         "CRM_KEY_SECRET": SECRET,
         "CRM_DBT_ARTIFACTS_DIR": str(tmp / "dbt"),
         "CRM_TIMEZONE": "Asia/Shanghai",
+        "CRM_DBT_PARSE_CACHE": PARSE_CACHE,
     }.items():
         monkeypatch.setenv(k, v)
     pipeline.prepare_warehouse()

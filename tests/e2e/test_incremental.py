@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECRET, pg_database
+from conftest import PARSE_CACHE, SECRET, pg_database
 from crm_pipeline.bench import write_delta
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
@@ -241,6 +241,7 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
             "CRM_KEY_SECRET": SECRET,
             "CRM_DBT_ARTIFACTS_DIR": str(tmp_path / f"dbt_{i}"),
             "CRM_TIMEZONE": "Asia/Shanghai",
+            "CRM_DBT_PARSE_CACHE": PARSE_CACHE,
         }
         for i, url in enumerate(warehouses)
     ]

@@ -21,7 +21,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from conftest import SECRET, pg_database
+from conftest import PARSE_CACHE, SECRET, pg_database
 from crm_pipeline.load.specs import SHOP_ENTITIES, SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.quality.gate import BUILD_SCHEMA, MARTS, content_md5
@@ -175,6 +175,7 @@ def _env(monkeypatch, tmp_path, warehouse: str, source: str, tag: str) -> None:
         "CRM_LANDING_DIR": str(landing),
         "CRM_KEY_SECRET": SECRET,
         "CRM_TIMEZONE": "Asia/Shanghai",
+        "CRM_DBT_PARSE_CACHE": PARSE_CACHE,
         "CRM_DBT_ARTIFACTS_DIR": str(tmp_path / f"dbt_{tag}"),
         "CRM_SQL_RECONCILE_DAYS": "1",  # every extract: the hard delete is noticed the day it happens
     }.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from crm_pipeline.load.warehouse import parse_url
 from crm_pipeline.transform import dbt
 
@@ -75,6 +77,50 @@ def test_a_new_day_keeps_the_saved_parse_and_compiles_that_days_sql(monkeypatch,
     # Midnight in Shanghai is 16:00 UTC the day before: the end of the 21st is the 21st, 16:00 UTC.
     orders = (compiled / "intermediate" / "customers" / "int_customers__orders_counted.sql").read_text()
     assert "cast('2026-11-21 16:00:00' as timestamp)" in orders and "2026-11-20" not in orders
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_new_warehouse_starts_from_the_kept_parse_and_compiles_its_own_sql(monkeypatch, tmp_path, engine):
+    """CRM_DBT_PARSE_CACHE: the first warehouse parses the project and keeps the parse; a new one (another
+    DuckDB file, another PostgreSQL database) starts from it, with no parse of its own, and its SQL names
+    its own database, never the first one's (a stale parse would build into or read from the wrong one)."""
+    import contextlib
+    import datetime as dt
+
+    from conftest import pg_database
+
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("CRM_DBT_PARSE_CACHE", str(tmp_path / "parse-cache"))
+    day = dt.date(2026, 11, 20)
+    select = ["compile", "--select", "fct_customer_rfm"]
+
+    def warehouse(name: str):
+        if engine == "duckdb":
+            return contextlib.nullcontext(f"duckdb:///{tmp_path}/{name}/{name}.duckdb")
+        return pg_database(f"crm_{name}")
+
+    def compiled(url: str) -> str:
+        path = dbt.artifacts_dir(parse_url(url)) / "target" / "compiled" / "crm_warehouse" / "models"
+        return (path / "marts" / "crm" / "fct_customer_rfm.sql").read_text()
+
+    with warehouse("first") as first, warehouse("second") as second:
+        for url in (first, second):
+            if engine == "duckdb":
+                parse_url(url).path.parent.mkdir()
+        names = [parse_url(u).path.stem if engine == "duckdb" else parse_url(u).database for u in (first, second)]
+        assert "Starting full parse" in dbt.run_dbt(select, day, url=first).output
+        assert f'"{names[0]}".' in compiled(first)
+        output = dbt.run_dbt(select, day, url=second).output
+        assert "Unable to do partial parsing" not in output and "full parse" not in output, output
+        sql = compiled(second)
+        assert f'"{names[1]}".' in sql and names[0] not in sql
+        # The control: without the setting, a new warehouse parses the whole project.
+        monkeypatch.delenv("CRM_DBT_PARSE_CACHE")
+        with warehouse("third") as third:
+            if engine == "duckdb":
+                parse_url(third).path.parent.mkdir()
+            assert "Starting full parse" in dbt.run_dbt(select, day, url=third).output  # without it: a full parse
 
 
 def test_dbt_in_this_process_leaves_the_environment_and_the_warehouse_file_as_they_were(monkeypatch, tmp_path):

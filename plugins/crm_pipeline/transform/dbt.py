@@ -12,6 +12,7 @@ from pathlib import Path
 
 from crm_pipeline.config import DBT_PROJECT_DIR, as_of_bounds_utc, settings
 from crm_pipeline.load.warehouse import WarehouseTarget, parse_url, writer_lock
+from crm_pipeline.transform import parse_cache
 
 # A build in two halves (pipeline.build_in_halves) keeps the first half's run_results.json under this
 # name beside the second's: what each half ran, and how long (the bench reads both).
@@ -119,6 +120,7 @@ def run_dbt(
     cfg = settings()
     target = parse_url(url or cfg.warehouse_url)
     out = artifacts_dir(target)
+    cli_vars = {"timezone": cfg.timezone}
     args = [
         "--no-use-colors",
         # Nothing on this process's stdout (what dbt prints is collected into `output`); the file log as before.
@@ -137,11 +139,18 @@ def run_dbt(
         str(out / "logs"),
         # Settings only: the same every run, so the parse dbt saved last time stays valid.
         "--vars",
-        json.dumps({"timezone": cfg.timezone}),
+        json.dumps(cli_vars),
     ]
     env = dbt_env(target) | {"CRM_DBT_RUN_VARS": json.dumps(run_vars(as_of, cfg.timezone) | (extra_vars or {}))}
+    cache, parsed, seeded = cfg.dbt_parse_cache, (out / "target" / parse_cache.PARSE_FILE).exists(), False
     with writer_lock(target):
+        if cache and not parsed:  # a new warehouse: start from the kept parse (CRM_DBT_PARSE_CACHE)
+            with _environment(env):
+                seeded = parse_cache.seed(cache, out / "target", cli_vars)
         returncode, output = _invoke(args, env)
+        if cache and not parsed and not seeded and returncode == 0:
+            with _environment(env):
+                parse_cache.keep(cache, out / "target", cli_vars)
     failures = _failures(out / "target" / "run_results.json") if returncode else []
     result = DbtResult(returncode, failures, output)
     if check and returncode != 0:
