@@ -5,8 +5,10 @@
 is the model's log-odds: bias + n-gram weights + ``lexicon_weight`` x the
 lexicon score. ``is_negative`` is ``z`` below the language's threshold, with evidence
 in the text itself (see ``score``); a rating-based rule can override it
-downstream. The category is the one the cues point to most (``other``
-for a negative text with no category cue). Everything it needs ships in
+downstream. The category is the one the cues point to strongly, else the
+category model's (naive Bayes over the n-grams and the cues' category,
+learnt from the labelled category set); ``other`` for a negative text
+with neither. Everything it needs ships in
 the repo (``models/*.json.gz``, ``cues.csv``) or in installed packages; it
 never downloads.
 """
@@ -28,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models"
 # Bump when the models, features or rules change: stored scores carry it, and
 # `python -m crm_pipeline.text.rescore` rescores what an older version scored.
-VERSION = "2026.12.6"
+VERSION = "2026.12.7"
 EVIDENCE_MIN = 0.5
+STRONG_CUE = 1.0  # cues pointing to a category with this weight decide it without the category model
 NGRAM_CUES = 3  # n-gram contributions listed among a negative verdict's cues
 NGRAM_CUE_MIN = 0.3  # ...each worth at least this much towards negative, in log-odds
 
@@ -94,6 +97,66 @@ class Model:
 
 
 @dataclass(frozen=True)
+class CategoryModel:
+    """Naive Bayes over a text's n-grams and the category its cues point to (the feature "lex:<category>",
+    or "lex:none", counted `lexicon_weight` times), learnt from the labelled category set's training part
+    (``python -m crm_pipeline.text.train``). It decides a category where no cue names one strongly."""
+
+    language: str
+    classes: tuple[str, ...]
+    log_prior: tuple[float, ...]
+    lexicon_weight: float
+    log_likelihood: dict[str, tuple[float, ...]]  # feature -> log P(feature | class), per class
+
+    @classmethod
+    def from_counts(cls, d: dict) -> CategoryModel:
+        """From what training stores: per class the number of texts, per feature the texts of each class
+        holding it, and the smoothing alpha (add-alpha over the vocabulary)."""
+        classes = tuple(sorted(d["prior"]))
+        n = sum(d["prior"].values())
+        counts: dict[str, dict[str, int]] = d["counts"]
+        alpha, vocabulary = d["alpha"], len(counts)
+        totals = {c: sum(fc.get(c, 0) for fc in counts.values()) for c in classes}
+        denominators = [math.log(totals[c] + alpha * vocabulary) for c in classes]
+        log_likelihood = {
+            f: tuple(math.log(fc.get(c, 0) + alpha) - denominators[i] for i, c in enumerate(classes))
+            for f, fc in counts.items()
+        }
+        log_prior = tuple(math.log((d["prior"][c] + 1) / (n + len(classes))) for c in classes)
+        return cls(d["language"], classes, log_prior, d["lexicon_weight"], log_likelihood)
+
+    @classmethod
+    def load(cls, path: Path) -> CategoryModel:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return cls.from_counts(json.load(fh))
+
+    def predict(self, feats: set[str]) -> str:
+        scores = list(self.log_prior)
+        for f in feats:
+            row = self.log_likelihood.get(f)
+            if row is not None:
+                weight = self.lexicon_weight if f.startswith("lex:") else 1.0
+                for i, v in enumerate(row):
+                    scores[i] += weight * v
+        return self.classes[max(range(len(scores)), key=lambda i: (scores[i], -i))]
+
+
+def category_features(ngrams, lexicon_category: str | None) -> set[str]:
+    """What the category model reads: the text's n-grams and the category its cues point to most."""
+    return {*ngrams, f"lex:{lexicon_category or 'none'}"}
+
+
+def decide_category(weights: dict[str, float], model: CategoryModel | None, ngrams) -> str | None:
+    """A category the cues point to with at least STRONG_CUE (a sentiment cue of that category, or
+    several topic words) decides; otherwise the category model, given what the cues say; without a
+    model, the cues' category (None when they name none)."""
+    lexical = max(weights, key=lambda c: (weights[c], -CATEGORIES.index(c)), default=None)
+    if model is None or (lexical is not None and weights[lexical] >= STRONG_CUE):
+        return lexical
+    return model.predict(category_features(ngrams, lexical))
+
+
+@dataclass(frozen=True)
 class Verdict:
     language: str  # zh, zh-Hant, en, mixed, none
     sentiment: float  # [-1, 1]
@@ -107,12 +170,22 @@ def _models() -> dict[str, Model]:
     return {lang: Model.load(MODELS / f"{lang}.json.gz") for lang in ("zh", "en")}
 
 
+@cache
+def _category_models() -> dict[str, CategoryModel]:
+    return {
+        lang: CategoryModel.load(MODELS / f"categories_{lang}.json.gz")
+        for lang in ("zh", "en")
+        if (MODELS / f"categories_{lang}.json.gz").exists()
+    }
+
+
 class Classifier:
     version = VERSION
 
-    def __init__(self, lexicon: Lexicon | None = None):
+    def __init__(self, lexicon: Lexicon | None = None, category_models: dict[str, CategoryModel] | None = None):
         self.lexicon = lexicon or Lexicon()
         self.models = _models()
+        self.category_models = _category_models() if category_models is None else category_models
 
     def logit(self, text: str) -> tuple[float, str, object, bool]:
         z, language, hit, traditional, _ = self._logit(text)
@@ -138,6 +211,13 @@ class Classifier:
             z = en.bias + en.ngram_logit(en_features(norm)) + en.lexicon_weight * hit.score
         return z, language, hit, traditional, norm
 
+    @staticmethod
+    def ngrams(norm: str, language: str) -> list[str]:
+        """The n-gram features of a normalised text in its language (both kinds for a mixed one)."""
+        if language == "en":
+            return en_features(norm)
+        return zh_features(norm) + (en_features(norm) if language == "mixed" else [])
+
     def ngram_cues(self, norm: str, language: str, limit: int = NGRAM_CUES) -> list[str]:
         """The n-grams that pushed a text furthest towards negative, as cues: "ngram:<n-gram>", strongest
         first, those worth at least NGRAM_CUE_MIN in log-odds (a bigram inside a longer one is kept too)."""
@@ -162,9 +242,12 @@ class Classifier:
         negative = z < threshold and (hit.score < -0.5 or evidence < -EVIDENCE_MIN)
         if negative and hit.is_question and hit.score >= 0 and evidence > -2:
             negative = False
-        # The category the cues point to most (a neutral text about logistics
-        # still names it, so a 1-star review's text can decide its category).
+        # The category: what the cues point to strongly, else the category model's reading of a negative
+        # text (or of one whose cues name a category: a 1-star review's neutral text can decide it).
         category = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
+        if (negative or category is not None) and language != "none":
+            model = self.category_models.get("en" if language == "en" else "zh")
+            category = decide_category(hit.categories, model, self.ngrams(norm, language))
         if negative and category is None:
             category = "other"
         sentiment = math.tanh(max(min(z, 40.0), -40.0) / 2)

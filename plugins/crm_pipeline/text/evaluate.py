@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nheld-out F1 of the negative class, ours beside the baseline, against the target:")
         print("\n".join(verdicts(results)))
     if args.categories and found:
-        print(f"\ncomplaint categories ({corpora.CATEGORY_LABELS.name}; target: accuracy >= 0.80, other <= 15%):")
+        print(
+            f"\ncomplaint categories ({corpora.CATEGORY_LABELS.name}; target: accuracy >= 0.80, other <= 15%, "
+            "on the held-out part; 'all' includes the part the category models learnt from):"
+        )
         for c in categories(corpora.category_set(args.corpora), clf):
             results.append({"corpus": "categories", **c})
             print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from crm_pipeline.text.classifier import VERSION, Classifier
@@ -93,9 +95,45 @@ def test_categories_and_their_cues(clf, text, category):
     assert v.cues, "every verdict names the cues that fired"
 
 
-def test_a_negative_text_without_category_cues_is_other(clf):
-    v = clf.score("太失望了，差评")
+def test_a_negative_text_without_category_cues_is_other_when_no_model_reads_it():
+    from crm_pipeline.text.classifier import Classifier
+
+    v = Classifier(category_models={}).score("太失望了，差评")
     assert v.is_negative and v.category == "other"
+
+
+def test_the_category_models_arithmetic_by_hand():
+    """Two classes, a: 2 texts (both with x, one with lex:none), b: 1 text (y, lex:none); alpha 1 over a
+    vocabulary of 3. Per class the feature total is a 3, b 2, so P(x|a) = (2+1)/(3+3) = 1/2, P(x|b) =
+    1/5, P(y|a) = 1/6, P(y|b) = 2/5, P(lex:none|a) = 2/6, P(lex:none|b) = 2/5; priors (n+1)/(3+2): 3/5, 2/5."""
+    from crm_pipeline.text.classifier import CategoryModel
+
+    counts = {"x": {"a": 2}, "y": {"b": 1}, "lex:none": {"a": 1, "b": 1}}
+    d = {"language": "zh", "alpha": 1.0, "lexicon_weight": 1, "prior": {"a": 2, "b": 1}, "counts": counts}
+    model = CategoryModel.from_counts(d)
+    assert model.classes == ("a", "b")
+    assert [math.exp(v) for v in model.log_likelihood["x"]] == [pytest.approx(1 / 2), pytest.approx(1 / 5)]
+    assert [math.exp(v) for v in model.log_prior] == [pytest.approx(3 / 5), pytest.approx(2 / 5)]
+    assert model.predict({"x"}) == "a"  # 3/5 * 1/2 = 0.3 against 2/5 * 1/5 = 0.08
+    assert model.predict({"y"}) == "b"  # 1/10 against 4/25
+    assert model.predict({"unseen"}) == "a"  # the prior alone
+    # x with lex:none: a 3/5 * 1/2 * 1/3 = 0.1 against b 2/5 * 1/5 * 2/5 = 0.032; but the cues' feature counted
+    # 10 times: a 0.3 * (1/3)^10 = 5.1e-6 against b 0.08 * (2/5)^10 = 8.4e-6.
+    assert model.predict({"x", "lex:none"}) == "a"
+    assert CategoryModel.from_counts({**d, "lexicon_weight": 10}).predict({"x", "lex:none"}) == "b"
+
+
+def test_a_strong_cue_decides_the_category_and_the_model_reads_the_rest():
+    from types import SimpleNamespace
+
+    from crm_pipeline.text.classifier import STRONG_CUE, decide_category
+
+    model = SimpleNamespace(predict=lambda feats: "usability" if "lex:logistics" in feats else "service")
+    assert decide_category({"price": STRONG_CUE}, model, ["x"]) == "price"  # a cue of that category
+    assert decide_category({"logistics": 0.5}, model, ["x"]) == "usability"  # a topic word only: the model,
+    assert decide_category({}, model, ["x"]) == "service"  # which hears what the cues said (lex:none here)
+    assert decide_category({"logistics": 0.5}, None, ["x"]) == "logistics"  # no model: the cues
+    assert decide_category({}, None, ["x"]) is None
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,34 @@ def test_the_repos_category_set_has_300_real_negatives_per_language_each_found()
     if corpora.available(DATA_DIR):  # every label finds its text
         found = corpora.category_set(DATA_DIR)
         assert len(found) == len(rows)
+
+
+def test_the_category_model_learns_from_the_training_part_only(capsys):
+    """No held-out row of the labelled category set, and no row a reader found not negative, reaches the
+    category model: a word only they hold is not in its vocabulary, and its class counts are the rest's."""
+    from crm_pipeline.text.classifier import Classifier
+    from crm_pipeline.text.train import train_categories
+
+    def texts(held_out: bool, n: int, stem: str) -> list[str]:
+        found, i = [], 0
+        while len(found) < n:
+            t = f"{stem}{i}号坏了"
+            if corpora.is_test(t) == held_out:
+                found.append(t)
+            i += 1
+        return found
+
+    def row(text, category):
+        return corpora.Labelled("x", text, "zh", text, category, False)
+
+    train_rows = [row(t, "product_quality") for t in texts(False, 6, "甲")] + [
+        row(t, "logistics") for t in texts(False, 4, "乙")
+    ]
+    held = [row(t, "price") for t in texts(True, 3, "丙")]
+    not_negative = [row(t, "not_negative") for t in texts(False, 2, "丁")]
+    model = train_categories(train_rows + held + not_negative, "zh", Classifier(category_models={}))
+    assert model["prior"] == {"logistics": 4, "product_quality": 6}
+    assert (
+        "丙" not in model["counts"] and "丁" not in model["counts"] and model["counts"]["甲"] == {"product_quality": 6}
+    )
+    assert "cross-validated accuracy" in capsys.readouterr().out
