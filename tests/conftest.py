@@ -20,10 +20,12 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 REPO = Path(__file__).resolve().parents[1]
-# One kept dbt parse for the whole session (CRM_DBT_PARSE_CACHE): a new warehouse's first build starts
-# from it instead of parsing the project (crm_pipeline.transform.parse_cache). Made by the first process
-# that imports this file; pytest-xdist's workers inherit it. The first build per engine parses in full.
-PARSE_CACHE = os.environ.setdefault("CRM_TEST_PARSE_CACHE", tempfile.mkdtemp(prefix="crm-dbt-parse-"))
+# What the test processes of one session share, made by the first process that imports this file
+# (pytest-xdist's workers inherit it): the kept dbt parse (CRM_DBT_PARSE_CACHE: a new warehouse's first
+# build starts from it instead of parsing the project; the first build per engine parses in full) and
+# Superset's initialised metadata (tests/e2e/test_superset.py).
+SESSION_DIR = Path(os.environ.setdefault("CRM_TEST_SESSION_DIR", tempfile.mkdtemp(prefix="crm-test-session-")))
+PARSE_CACHE = str(SESSION_DIR / "dbt-parse")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 SECRET = "test-secret"

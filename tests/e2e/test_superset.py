@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, SESSION_DIR
 from crm_pipeline import superset
 from crm_pipeline.load.warehouse import Warehouse, parse_url
 from crm_pipeline.sample.generate import generate
@@ -98,6 +98,27 @@ def _rows(rows) -> list[tuple]:
     return sorted((tuple(_value(v) for v in row) for row in rows), key=repr)
 
 
+def _initialised_home(home: Path) -> tuple[Path, str]:
+    """A Superset home with its metadata initialised (`init`: db upgrade, roles, the admin; 13-16 s of a
+    core), copied from one made once per test session; the first process to need it makes it (and, in
+    a fresh clone, the BI virtualenv `make bi` would install) under a lock, the other waits for it.
+    Returns the home and the admin's password (made by the first, kept in the home)."""
+    import fcntl
+    import shutil
+
+    template = SESSION_DIR / "superset-home"
+    with (SESSION_DIR / "superset-home.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (superset.VENV / ".installed").exists():
+            subprocess.run(["make", "bi-setup"], cwd=REPO, check=True, capture_output=True)
+        if not (template / "initialised").exists():
+            shutil.rmtree(template, ignore_errors=True)
+            superset.Superset(home=template).init()
+            (template / "initialised").touch()
+    shutil.copytree(template, home)
+    return home, superset.Superset(home=home).password
+
+
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def bi(request, tmp_path_factory, airflow_db):
     engine = request.param
@@ -108,13 +129,11 @@ def bi(request, tmp_path_factory, airflow_db):
     with new_warehouse(engine, tmp) as url:
         proc = run_main(pipeline_env({"landing": tmp / "landing", "url": url, "tmp": tmp}, airflow_db) | bi_env, END)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        if not (superset.VENV / ".installed").exists():  # a fresh clone: what `make bi` would install
-            subprocess.run(["make", "bi-setup"], cwd=REPO, check=True, capture_output=True)
         with mock.patch.dict(os.environ, bi_env):
             uri, extra = superset.database_connection(url)
-        app = superset.Superset(home=tmp / "superset", port=superset.free_port(), password=uuid.uuid4().hex)
+        home, password = _initialised_home(tmp / "superset")
+        app = superset.Superset(home=home, port=superset.free_port(), password=password)
         try:
-            app.init()
             app.start(log=tmp / "superset.log")
             app.import_bundle(superset.bundle(uri, extra))
             yield {"engine": engine, "url": url, "uri": uri, "extra": extra, "app": app, "tmp": tmp}
