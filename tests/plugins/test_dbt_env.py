@@ -123,6 +123,27 @@ def test_a_new_warehouse_starts_from_the_kept_parse_and_compiles_its_own_sql(mon
             assert "Starting full parse" in dbt.run_dbt(select, day, url=third).output  # without it: a full parse
 
 
+def test_a_build_writes_its_run_results_and_no_manifest(monkeypatch, tmp_path):
+    """A build skips manifest.json and graph.gpickle (nothing reads them) but run_results.json, which
+    the failures, build_in_halves and the bench read, is this build's: its nodes and their statuses."""
+    import datetime as dt
+    import json
+
+    monkeypatch.setenv("CRM_DBT_ARTIFACTS_DIR", str(tmp_path / "dbt"))
+    url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    target = dbt.artifacts_dir(parse_url(url)) / "target"
+    dbt.run_dbt(["build", "--select", "levels"], dt.date(2026, 11, 20), url=url)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    statuses = {r["unique_id"]: r["status"] for r in results}
+    assert statuses["seed.crm_warehouse.levels"] == "success" and len(statuses) > 1  # the seed and its tests
+    assert all("levels" in node for node in statuses)
+    assert not (target / "manifest.json").exists() and not (target / "graph.gpickle").exists()
+    assert (target / "partial_parse.msgpack").exists()  # the next build's parse is still kept
+    dbt.run_dbt(["build", "--select", "community_tiers"], dt.date(2026, 11, 20), url=url)
+    nodes = {r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]}
+    assert "seed.crm_warehouse.community_tiers" in nodes and not any("levels" in node for node in nodes)
+
+
 def test_dbt_in_this_process_leaves_the_environment_and_the_warehouse_file_as_they_were(monkeypatch, tmp_path):
     """dbt runs in the calling process: its environment is the caller's again afterwards, and
     dbt-duckdb's database (which it keeps open between invocations) is closed, so another process
