@@ -91,9 +91,8 @@ class Model:
             d = json.load(fh)
         return cls(d["language"], d["bias"], d["lexicon_weight"], d["threshold"], d["weights"])
 
-    def ngram_logit(self, feats: list[str]) -> float:
-        get = self.weights.get
-        return sum(get(f, 0.0) for f in set(feats))
+    def ngram_logit(self, feats: set[str]) -> float:
+        return sum(map(self.weights.get, feats, itertools.repeat(0.0, len(feats))))
 
 
 @dataclass(frozen=True)
@@ -131,13 +130,13 @@ class CategoryModel:
             return cls.from_counts(json.load(fh))
 
     def predict(self, feats: set[str]) -> str:
-        scores = list(self.log_prior)
+        get = self.log_likelihood.get
+        rows = [row for f in feats if not f.startswith("lex:") and (row := get(f)) is not None]
+        columns = zip(*rows, strict=True) if rows else ((0.0,) for _ in self.classes)
+        scores = [p + sum(column) for p, column in zip(self.log_prior, columns, strict=True)]
         for f in feats:
-            row = self.log_likelihood.get(f)
-            if row is not None:
-                weight = self.lexicon_weight if f.startswith("lex:") else 1.0
-                for i, v in enumerate(row):
-                    scores[i] += weight * v
+            if f.startswith("lex:") and (row := get(f)) is not None:
+                scores = [score + self.lexicon_weight * v for score, v in zip(scores, row, strict=True)]
         return self.classes[max(range(len(scores)), key=lambda i: (scores[i], -i))]
 
 
@@ -188,51 +187,46 @@ class Classifier:
         self.category_models = _category_models() if category_models is None else category_models
 
     def logit(self, text: str) -> tuple[float, str, object, bool]:
-        z, language, hit, traditional, _ = self._logit(text)
+        z, language, hit, traditional, _ = self.read(text)
         return z, language, hit, traditional
 
-    def _logit(self, text: str) -> tuple[float, str, object, bool, str]:
+    def read(self, text: str) -> tuple[float, str, object, bool, tuple[set[str], set[str]]]:
+        """(log-odds, language, lexicon hit, whether traditional, the text's (Chinese, English) n-grams)."""
         norm, traditional = normalise(strip_mentions(text or ""))
         cjk, latin = script_counts(norm)
         hit = self.lexicon.scan(norm)
         zh, en = self.models["zh"], self.models["en"]
+        zh_grams: set[str] = set()
+        en_grams: set[str] = set()
         if cjk == 0 and latin == 0:
             language = "none"
             z = 0.5 * hit.score  # emoji and emoticons only
         elif cjk >= 2 and latin >= 2:
             language = "mixed"
-            z = zh.bias + zh.ngram_logit(zh_features(norm)) + en.ngram_logit(en_features(norm))
-            z += zh.lexicon_weight * hit.score
+            zh_grams, en_grams = set(zh_features(norm)), set(en_features(norm))
+            z = zh.bias + zh.ngram_logit(zh_grams) + en.ngram_logit(en_grams) + zh.lexicon_weight * hit.score
         elif cjk >= 1 and cjk >= latin:
             language = "zh-Hant" if traditional else "zh"
-            z = zh.bias + zh.ngram_logit(zh_features(norm)) + zh.lexicon_weight * hit.score
+            zh_grams = set(zh_features(norm))
+            z = zh.bias + zh.ngram_logit(zh_grams) + zh.lexicon_weight * hit.score
         else:
             language = "en"
-            z = en.bias + en.ngram_logit(en_features(norm)) + en.lexicon_weight * hit.score
-        return z, language, hit, traditional, norm
+            en_grams = set(en_features(norm))
+            z = en.bias + en.ngram_logit(en_grams) + en.lexicon_weight * hit.score
+        return z, language, hit, traditional, (zh_grams, en_grams)
 
-    @staticmethod
-    def ngrams(norm: str, language: str) -> list[str]:
-        """The n-gram features of a normalised text in its language (both kinds for a mixed one)."""
-        if language == "en":
-            return en_features(norm)
-        return zh_features(norm) + (en_features(norm) if language == "mixed" else [])
-
-    def ngram_cues(self, norm: str, language: str, limit: int = NGRAM_CUES) -> list[str]:
+    def ngram_cues(self, grams: tuple[set[str], set[str]], limit: int = NGRAM_CUES) -> list[str]:
         """The n-grams that pushed a text furthest towards negative, as cues: "ngram:<n-gram>", strongest
         first, those worth at least NGRAM_CUE_MIN in log-odds (a bigram inside a longer one is kept too)."""
         weights: dict[str, float] = {}
-        if language in ("zh", "zh-Hant", "mixed"):
-            get = self.models["zh"].weights.get
-            weights.update((f, get(f, 0.0)) for f in set(zh_features(norm)))
-        if language in ("en", "mixed"):
-            get = self.models["en"].weights.get
-            weights.update((f, get(f, 0.0)) for f in set(en_features(norm)))
+        for model, features in zip((self.models["zh"], self.models["en"]), grams, strict=True):
+            get = model.weights.get
+            weights.update((f, get(f, 0.0)) for f in features)
         strongest = sorted((w, f) for f, w in weights.items() if w <= -NGRAM_CUE_MIN)[:limit]
         return [f"ngram:{f}" for _, f in strongest]
 
     def score(self, text: str) -> Verdict:
-        z, language, hit, _, norm = self._logit(text)
+        z, language, hit, _, grams = self.read(text)
         model = self.models["en" if language == "en" else "zh"]
         threshold = 0.0 if language == "none" else model.threshold
         # Negative needs evidence in the text itself, not only the training
@@ -247,12 +241,12 @@ class Classifier:
         category = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
         if (negative or category is not None) and language != "none":
             model = self.category_models.get("en" if language == "en" else "zh")
-            category = decide_category(hit.categories, model, self.ngrams(norm, language))
+            category = decide_category(hit.categories, model, grams[0] | grams[1])
         if negative and category is None:
             category = "other"
         sentiment = math.tanh(max(min(z, 40.0), -40.0) / 2)
         # Why a negative verdict: the lexicon's cues and the n-gram model's strongest contributions.
-        cues = tuple(hit.cues) + (tuple(self.ngram_cues(norm, language)) if negative else ())
+        cues = tuple(hit.cues) + (tuple(self.ngram_cues(grams)) if negative else ())
         return Verdict(language, round(sentiment, 4), negative, category, cues)
 
     def score_many(self, texts) -> list[Verdict]:

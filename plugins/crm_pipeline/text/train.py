@@ -43,7 +43,6 @@ from crm_pipeline.text.classifier import (
     category_features,
     decide_category,
     en_features,
-    strip_mentions,
     zh_features,
 )
 from crm_pipeline.text.lexicon import CATEGORIES, Lexicon, normalise
@@ -170,10 +169,9 @@ def train_categories(labelled: list[corpora.Labelled], language: str, clf: Class
     for r in labelled:
         if r.language != language or r.category == "not_negative" or corpora.is_test(r.text):
             continue
-        norm, _ = normalise(strip_mentions(r.text))
-        hit = clf.lexicon.scan(norm)
+        _, _, hit, _, (zh_grams, en_grams) = clf.read(r.text)
         lexical = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
-        ngrams = set(clf.ngrams(norm, language))
+        ngrams = zh_grams | en_grams
         rows.append((category_features(ngrams, lexical), r.category, r.text))
         weights.append((hit.categories, ngrams))
     if not rows:
