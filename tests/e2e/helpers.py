@@ -41,6 +41,58 @@ def run_python(argv: list[str], env: dict, timeout: float = 600) -> subprocess.C
     return warm.run(argv, env, timeout)
 
 
+# What runs started at once may have of their own (own_airflow_home: a copy of the metadata DB each), so
+# that they do not queue on one SQLite file; the warm interpreter points each run's ORM at its own. (Its
+# log folder follows the home; Airflow's logging stays as imported: the runs' task logs go to the warm
+# interpreter's, which no test reads.)
+OWN_METADATA = ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__LOGGING__BASE_LOG_FOLDER")
+
+
+class Started:
+    """A run started by start_python; result() waits for it: `python ARGV`'s CompletedProcess, its stderr
+    after its stdout in `stdout` (as subprocess gives stderr=STDOUT, in order only per stream)."""
+
+    def __init__(self, argv: list[str], timeout: float, proc=None, warm=None, pid=None, tmp=None):
+        self.argv, self.timeout, self.proc, self.warm, self.pid, self.tmp = argv, timeout, proc, warm, pid, tmp
+
+    def result(self) -> subprocess.CompletedProcess:
+        if self.proc is not None:
+            out, _ = self.proc.communicate(timeout=self.timeout)
+            return subprocess.CompletedProcess(self.argv, self.proc.returncode, out, "")
+        try:
+            reply = self.warm.ask({"wait": self.pid})
+            out = "".join(
+                (Path(self.tmp.name) / n).read_text(errors="replace")
+                for n in ("stdout", "stderr")
+                if (Path(self.tmp.name) / n).exists()
+            )
+        finally:
+            self.tmp.cleanup()
+        if reply["timed_out"]:
+            raise subprocess.TimeoutExpired(self.argv, self.timeout, out)
+        return subprocess.CompletedProcess(self.argv, reply["returncode"], out, "")
+
+
+def start_python(argv: list[str], env: dict, timeout: float = 900) -> Started:
+    """`python ARGV` started and not waited for, so that several run at once: forked from the warm
+    interpreter when the run's Airflow settings are the ones it imported but for OWN_METADATA, else a new
+    interpreter."""
+    warm = _Warm.get()
+    mine = _airflow_settings(env)
+    if warm is None or {k: v for k, v in warm.settings.items() if k not in OWN_METADATA} != {
+        k: v for k, v in mine.items() if k not in OWN_METADATA
+    }:
+        proc = subprocess.Popen(
+            [sys.executable, *argv], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        return Started([sys.executable, *argv], timeout, proc=proc)
+    tmp = tempfile.TemporaryDirectory(prefix="crm-run-")
+    out = Path(tmp.name)
+    request = {"argv": argv, "env": env, "cwd": str(REPO), "stdout": str(out / "stdout")}
+    reply = warm.ask(request | {"stderr": str(out / "stderr"), "timeout": timeout, "detach": True})
+    return Started([sys.executable, *argv], timeout, warm=warm, pid=reply["pid"], tmp=tmp)
+
+
 def _airflow_settings(env: dict) -> dict:
     """What Airflow reads at import: its variables as a run would have them, and the import path."""
     from crm_pipeline.config import apply_airflow_env
@@ -97,13 +149,18 @@ class _Warm:
                 cls._instance = cls()
             return cls._instance
 
+    def ask(self, request: dict) -> dict:
+        """One request to the server and its answer."""
+        with self._lock:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())
+
     def run(self, argv: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
-        with tempfile.TemporaryDirectory(prefix="crm-run-") as tmp, self._lock:
+        with tempfile.TemporaryDirectory(prefix="crm-run-") as tmp:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             request = {"argv": argv, "env": env, "cwd": str(REPO), "stdout": str(out), "stderr": str(err)}
-            self.proc.stdin.write(json.dumps(request | {"timeout": timeout}) + "\n")
-            self.proc.stdin.flush()
-            reply = json.loads(self.proc.stdout.readline())
+            reply = self.ask(request | {"timeout": timeout})
             stdout, stderr = (p.read_text(errors="replace") if p.exists() else "" for p in (out, err))
         if reply["timed_out"]:
             raise subprocess.TimeoutExpired([sys.executable, *argv], timeout, stdout, stderr)

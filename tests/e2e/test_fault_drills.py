@@ -23,7 +23,7 @@ from crm_pipeline.config import mart_names
 from crm_pipeline.load.specs import SPECS
 from crm_pipeline.load.warehouse import Warehouse
 from crm_pipeline.sample.generate import generate
-from e2e.helpers import checksums, copy_of_run, new_warehouse, pipeline_env, run_main, run_python
+from e2e.helpers import checksums, copy_of_run, new_warehouse, pipeline_env, run_main, run_python, start_python
 
 MARTS = mart_names()
 pytestmark = pytest.mark.e2e
@@ -604,20 +604,16 @@ def test_drill_4_backfilling_days_out_of_order_and_at_once_equals_running_them_i
 
     # The same three days, latest first, as three `make run`s at once (each with its own Airflow metadata):
     # every day publishes what the in-order days published.
-    procs = []
-    for day in (days[2], days[0], days[1]):
-        env = own_airflow_home(drill["env"], airflow_db, drill["tmp"], f"airflow-{day}")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "crm_pipeline.run", "--date", day.isoformat()],
-                env=env,
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+    # (Forked from the warm interpreter, each pointing Airflow at its own metadata DB: start_python.)
+    started = [
+        start_python(
+            ["-m", "crm_pipeline.run", "--date", day.isoformat()],
+            own_airflow_home(drill["env"], airflow_db, drill["tmp"], f"airflow-{day}"),
         )
-    outputs = [p.communicate(timeout=900)[0] for p in procs]
+        for day in (days[2], days[0], days[1])
+    ]
+    procs = [s.result() for s in started]
+    outputs = [p.stdout for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
     assert not any("could not set lock" in o.lower() for o in outputs)
     assert _published(drill["url"]) == expected

@@ -128,3 +128,38 @@ def test_the_warm_interpreter_is_not_in_this_process_tree(script):
         pass
     assert children.mb <= sum(_status_kb(pid, "VmRSS") for pid in others) / 1024 + 1
     assert children.mb < _status_kb(warm.pid, "VmRSS") / 1024
+
+
+def test_runs_started_at_once_each_with_its_own_airflow_metadata(tmp_path):
+    """start_python: runs that go on at the same time (each waits for the others here, so none can end
+    before all have started), each forked from the warm interpreter with Airflow's ORM pointed at its own
+    metadata DB; a run with other Airflow settings besides those gets a new interpreter."""
+    from e2e.helpers import start_python
+
+    path = tmp_path / "meet.py"
+    path.write_text(
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from airflow import settings\n"
+        "me = Path(sys.argv[1]); me.touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(list(me.parent.glob('*.here'))) < 3 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('met', len(list(me.parent.glob('*.here'))), 'parent', os.getppid())\n"
+        "print('db', settings.engine.url.database)\n"
+    )
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    started = []
+    for name in ("a", "b", "c"):
+        home = tmp_path / f"airflow-{name}"
+        env = _env(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db")
+        started.append(start_python([str(path), str(meet / f"{name}.here")], env, timeout=120))
+    results = [s.result() for s in started]
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stdout[-2000:] for r in results]
+    lines = [_lines(r) for r in results]
+    assert {line["met"].split()[0] for line in lines} == {"3"}  # all three were running at once
+    assert all(line["met"].split()[2] != str(os.getpid()) for line in lines)  # forked, not started here
+    assert [line["db"] for line in lines] == [str(tmp_path / f"airflow-{n}" / "airflow.db") for n in "abc"]
+    cold = start_python([str(path), str(meet / "d.here")], _env(AIRFLOW__CORE__PARALLELISM="7")).result()
+    assert cold.returncode == 0 and _lines(cold)["met"].split()[2] == str(os.getpid())

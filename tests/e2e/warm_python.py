@@ -13,7 +13,11 @@ on stdin, one JSON line each:
 
 For each it forks a child that takes the request's environment, directory,
 argv and output files and runs the module or script as `python ARGV` would;
-it answers {"returncode": N} (-9 for a SIGKILL, as subprocess says). Each run
+it answers {"returncode": N} (-9 for a SIGKILL, as subprocess says). A request
+with "detach": true is answered {"pid": N} at once, so several runs go on at
+the same time; {"wait": N} answers that run's {"returncode": N} when it ends.
+A run whose Airflow metadata DB is not the one imported (a drill's own copy of
+it, for runs at once) points Airflow's ORM at its own before it starts. Each run
 is its own process, started from this process's state right after its imports:
 no run sees what an earlier run did in memory. The helpers send a run here
 only when its Airflow settings are the ones imported; any other run gets a
@@ -84,7 +88,10 @@ def warm_up() -> None:
     gc.freeze()
 
 
-def child(request: dict) -> None:
+WARM_DB_KEY = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+
+
+def child(request: dict, warm_db: str | None) -> None:
     """In the forked process: become `python ARGV` with the request's environment; never returns."""
     code = 1
     try:
@@ -97,6 +104,11 @@ def child(request: dict) -> None:
         os.close(devnull)
         os.environ.clear()
         os.environ.update(request["env"])
+        if os.environ.get(WARM_DB_KEY) != warm_db:  # its own metadata DB: Airflow's ORM is pointed at it
+            from airflow import settings
+
+            settings.configure_vars()
+            settings.reconfigure_orm()
         time.tzset()
         os.chdir(request["cwd"])
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -129,14 +141,23 @@ def serve() -> None:
     answers = os.fdopen(os.dup(1), "w")  # the replies' own channel: what imports log goes to stderr
     os.dup2(2, 1)
     warm_up()
+    warm_db = os.environ.get(WARM_DB_KEY)
     print(json.dumps({"ready": os.getpid()}), file=answers, flush=True)
+    deadlines: dict[int, float] = {}  # detached runs, until they are waited for
     for line in sys.stdin:
         request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            answers.close()
-            child(request)
-        deadline, timed_out = time.monotonic() + request.get("timeout", 600), False
+        if "wait" in request:
+            pid = request["wait"]
+        else:
+            pid = os.fork()
+            if pid == 0:
+                answers.close()
+                child(request, warm_db)
+            deadlines[pid] = time.monotonic() + request.get("timeout", 600)
+            if request.get("detach"):
+                print(json.dumps({"pid": pid}), file=answers, flush=True)
+                continue
+        deadline, timed_out = deadlines.pop(pid), False
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
