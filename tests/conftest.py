@@ -24,7 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 # (pytest-xdist's workers inherit it): the kept dbt parse (CRM_DBT_PARSE_CACHE: a new warehouse's first
 # build starts from it instead of parsing the project; the first build per engine parses in full) and
 # Superset's initialised metadata (tests/e2e/test_superset.py).
-SESSION_DIR = Path(os.environ.setdefault("CRM_TEST_SESSION_DIR", tempfile.mkdtemp(prefix="crm-test-session-")))
+_MADE_SESSION_DIR = "CRM_TEST_SESSION_DIR" not in os.environ
+if _MADE_SESSION_DIR:
+    os.environ["CRM_TEST_SESSION_DIR"] = tempfile.mkdtemp(prefix="crm-test-session-")
+SESSION_DIR = Path(os.environ["CRM_TEST_SESSION_DIR"])
+
+
+def pytest_sessionfinish(session):
+    """Each test process removes its own Airflow home; the process that made the session's shared
+    directory removes it (with pytest-xdist, the controller, after every worker has finished)."""
+    import shutil
+
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+    if _MADE_SESSION_DIR and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
 PARSE_CACHE = str(SESSION_DIR / "dbt-parse")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
