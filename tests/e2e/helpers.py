@@ -137,8 +137,10 @@ class _Warm:
             return False
 
     def kill(self) -> None:
+        """At the test process's exit: the server and its log (read above if it fails to start) go."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+        Path(self.log.name).unlink(missing_ok=True)
 
     @classmethod
     def get(cls) -> _Warm | None:
