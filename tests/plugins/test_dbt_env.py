@@ -97,6 +97,7 @@ def test_a_new_warehouse_starts_from_the_kept_parse_and_compiles_its_own_sql(mon
 
     def warehouse(name: str):
         if engine == "duckdb":
+            (tmp_path / name).mkdir()
             return contextlib.nullcontext(f"duckdb:///{tmp_path}/{name}/{name}.duckdb")
         return pg_database(f"crm_{name}")
 
@@ -105,9 +106,6 @@ def test_a_new_warehouse_starts_from_the_kept_parse_and_compiles_its_own_sql(mon
         return (path / "marts" / "crm" / "fct_customer_rfm.sql").read_text()
 
     with warehouse("first") as first, warehouse("second") as second:
-        for url in (first, second):
-            if engine == "duckdb":
-                parse_url(url).path.parent.mkdir()
         names = [parse_url(u).path.stem if engine == "duckdb" else parse_url(u).database for u in (first, second)]
         assert "Starting full parse" in dbt.run_dbt(select, day, url=first).output
         assert f'"{names[0]}".' in compiled(first)
@@ -118,8 +116,6 @@ def test_a_new_warehouse_starts_from_the_kept_parse_and_compiles_its_own_sql(mon
         # The control: without the setting, a new warehouse parses the whole project.
         monkeypatch.delenv("CRM_DBT_PARSE_CACHE")
         with warehouse("third") as third:
-            if engine == "duckdb":
-                parse_url(third).path.parent.mkdir()
             assert "Starting full parse" in dbt.run_dbt(select, day, url=third).output  # without it: a full parse
 
 

@@ -145,11 +145,16 @@ def category_features(ngrams, lexicon_category: str | None) -> set[str]:
     return {*ngrams, f"lex:{lexicon_category or 'none'}"}
 
 
+def cue_category(weights: dict[str, float]) -> str | None:
+    """The category the cues point to most (ties: the earlier in CATEGORIES); None when they name none."""
+    return max(weights, key=lambda c: (weights[c], -CATEGORIES.index(c)), default=None)
+
+
 def decide_category(weights: dict[str, float], model: CategoryModel | None, ngrams) -> str | None:
     """A category the cues point to with at least STRONG_CUE (a sentiment cue of that category, or
     several topic words) decides; otherwise the category model, given what the cues say; without a
     model, the cues' category (None when they name none)."""
-    lexical = max(weights, key=lambda c: (weights[c], -CATEGORIES.index(c)), default=None)
+    lexical = cue_category(weights)
     if model is None or (lexical is not None and weights[lexical] >= STRONG_CUE):
         return lexical
     return model.predict(category_features(ngrams, lexical))
@@ -162,6 +167,11 @@ class Verdict:
     is_negative: bool
     category: str | None  # what the cues point to; "other" for a negative text with none
     cues: tuple[str, ...]
+
+    @property
+    def cues_json(self) -> str:
+        """The cues as scoring.text_scores and the marts keep them (a JSON list, characters as they are)."""
+        return json.dumps(list(self.cues), ensure_ascii=False)
 
 
 @cache
@@ -185,10 +195,6 @@ class Classifier:
         self.lexicon = lexicon or Lexicon()
         self.models = _models()
         self.category_models = _category_models() if category_models is None else category_models
-
-    def logit(self, text: str) -> tuple[float, str, object, bool]:
-        z, language, hit, traditional, _ = self.read(text)
-        return z, language, hit, traditional
 
     def read(self, text: str) -> tuple[float, str, object, bool, tuple[set[str], set[str]]]:
         """(log-odds, language, lexicon hit, whether traditional, the text's (Chinese, English) n-grams)."""
@@ -238,7 +244,7 @@ class Classifier:
             negative = False
         # The category: what the cues point to strongly, else the category model's reading of a negative
         # text (or of one whose cues name a category: a 1-star review's neutral text can decide it).
-        category = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
+        category = cue_category(hit.categories)
         if (negative or category is not None) and language != "none":
             model = self.category_models.get("en" if language == "en" else "zh")
             category = decide_category(hit.categories, model, grams[0] | grams[1])

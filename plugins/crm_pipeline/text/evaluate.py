@@ -68,7 +68,7 @@ def categories(rows: list[corpora.Labelled], clf: Classifier, safety: KeywordRul
         scored = []
         for r in negative:  # each text once
             verdict = clf.score(r.text)
-            flagged = bool(safety.hits(r.text, json.dumps(list(verdict.cues), ensure_ascii=False)))
+            flagged = bool(safety.hits(r.text, verdict.cues_json))
             scored.append((r, verdict.category or "other", flagged))
         for part in ("all", "held out"):
             chosen = [(r, g, f) for r, g, f in scored if part == "all" or corpora.is_test(r.text)]

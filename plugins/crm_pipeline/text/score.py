@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -271,7 +270,7 @@ def _write_slice(
             "sentiment_score": pa.array([v.sentiment for v in done], pa.float64()),
             "is_negative": [v.is_negative for v in done],
             "category": [v.category for v in done],
-            "cues": [json.dumps(list(v.cues), ensure_ascii=False) for v in done],
+            "cues": [v.cues_json for v in done],
         }
     )
     verdict_cols = ", ".join(f"v.{c}" for c in VERDICT_COLUMNS[1:])

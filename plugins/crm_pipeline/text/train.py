@@ -41,11 +41,12 @@ from crm_pipeline.text.classifier import (
     CategoryModel,
     Classifier,
     category_features,
+    cue_category,
     decide_category,
     en_features,
     zh_features,
 )
-from crm_pipeline.text.lexicon import CATEGORIES, Lexicon, normalise
+from crm_pipeline.text.lexicon import Lexicon, normalise
 
 DOMAIN_WEIGHT = 3.0
 DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
@@ -165,29 +166,26 @@ def train_categories(labelled: list[corpora.Labelled], language: str, clf: Class
     """The category model of one language, from the labelled category set's training part (never a held-out
     row, nor a row a reader found not negative): smoothing and the weight of the cues' category chosen by
     5-fold cross-validation within that part, of the whole rule (a strong cue decides, else the model)."""
-    rows, weights = [], []
+    rows = []  # (the cues' category weights, n-grams, the reader's category, fold)
     for r in labelled:
         if r.language != language or r.category == "not_negative" or corpora.is_test(r.text):
             continue
         _, _, hit, _, (zh_grams, en_grams) = clf.read(r.text)
-        lexical = max(hit.categories, key=lambda c: (hit.categories[c], -CATEGORIES.index(c)), default=None)
-        ngrams = zh_grams | en_grams
-        rows.append((category_features(ngrams, lexical), r.category, r.text))
-        weights.append((hit.categories, ngrams))
+        rows.append((hit.categories, zh_grams | en_grams, r.category, category_fold(r.text)))
     if not rows:
         raise SystemExit(f"no {language} rows in the labelled category set's training part")
+
+    def counts(part, alpha: float, lexicon_weight: float) -> dict:
+        features = [(category_features(ngrams, cue_category(cats)), c) for cats, ngrams, c, _ in part]
+        return category_counts(features, alpha, lexicon_weight, language)
+
     best = (-1.0, 0.0, 0.0)
     for alpha in CATEGORY_ALPHAS:
         for lexicon_weight in CATEGORY_LEXICON_WEIGHTS:
             right = 0
             for k in range(CATEGORY_FOLDS):
-                fit = [(f, c) for f, c, t in rows if category_fold(t) != k]
-                model = CategoryModel.from_counts(category_counts(fit, alpha, lexicon_weight, language))
-                right += sum(
-                    decide_category(cats, model, ngrams) == c
-                    for (_, c, t), (cats, ngrams) in zip(rows, weights, strict=True)
-                    if category_fold(t) == k
-                )
+                model = CategoryModel.from_counts(counts([r for r in rows if r[3] != k], alpha, lexicon_weight))
+                right += sum(decide_category(cats, model, ngrams) == c for cats, ngrams, c, fold in rows if fold == k)
             if right / len(rows) > best[0]:
                 best = (right / len(rows), alpha, lexicon_weight)
     accuracy, alpha, lexicon_weight = best
@@ -195,7 +193,7 @@ def train_categories(labelled: list[corpora.Labelled], language: str, clf: Class
         f"{language} categories: {len(rows)} labelled training texts, alpha={alpha}, lexicon weight="
         f"{lexicon_weight}, cross-validated accuracy={accuracy:.3f}"
     )
-    return category_counts([(f, c) for f, c, _ in rows], alpha, lexicon_weight, language)
+    return counts(rows, alpha, lexicon_weight)
 
 
 def _write(path: Path, model: dict) -> None:

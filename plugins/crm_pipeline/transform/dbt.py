@@ -148,17 +148,18 @@ def run_dbt(
     if lean:
         args.append("--no-write-json")
     env = dbt_env(target) | {"CRM_DBT_RUN_VARS": json.dumps(run_vars(as_of, cfg.timezone) | (extra_vars or {}))}
-    cache, parsed, seeded = cfg.dbt_parse_cache, (out / "target" / parse_cache.PARSE_FILE).exists(), False
-    with writer_lock(target):
-        if cache and not parsed:  # a new warehouse: start from the kept parse (CRM_DBT_PARSE_CACHE)
+    cache = cfg.dbt_parse_cache
+    with writer_lock(target):  # (a run at the same time may have parsed this warehouse a moment ago)
+        new = cache is not None and not (out / "target" / parse_cache.PARSE_FILE).exists()
+        if new:  # a new warehouse: start from the kept parse (CRM_DBT_PARSE_CACHE)
             with _environment(env):
-                seeded = parse_cache.seed(cache, out / "target", cli_vars)
+                new = not parse_cache.seed(cache, out / "target", cli_vars)
         if lean:  # what the last build left must not pass for this one's
             (out / "target" / "run_results.json").unlink(missing_ok=True)
-        returncode, output, result = _invoke(args, env)
-        if lean and hasattr(result, "write"):
-            result.write(str(out / "target" / "run_results.json"))
-        if cache and not parsed and not seeded and returncode == 0:
+        returncode, output, run_result = _invoke(args, env)
+        if lean and hasattr(run_result, "write"):
+            run_result.write(str(out / "target" / "run_results.json"))
+        if new and returncode == 0:  # it parsed the whole project: keep that for the next new warehouse
             with _environment(env):
                 parse_cache.keep(cache, out / "target", cli_vars)
     failures = _failures(out / "target" / "run_results.json") if returncode else []

@@ -174,7 +174,11 @@ def test_category_accuracy_other_share_and_safety_by_hand():
 
     said = {"a": "logistics", "b": None, "c起火": "price", "d起火": "product_quality", "e": "service", "f": "price"}
     cues = {"f": ("冒烟",)}
-    clf = SimpleNamespace(score=lambda text: SimpleNamespace(category=said[text], cues=cues.get(text, ())))
+    clf = SimpleNamespace(
+        score=lambda text: SimpleNamespace(
+            category=said[text], cues_json=json.dumps(list(cues.get(text, ())), ensure_ascii=False)
+        )
+    )
 
     def row(text, category, safety=False):
         return corpora.Labelled("x", text, "zh", text, category, safety)
