@@ -35,8 +35,8 @@ SCALES = {"XS": 2_000, "S": 10_000, "M": 100_000, "L": 1_000_000}
 # and 3M chat messages; L about 10M orders, 5M forum posts and 20M chat messages. The sample's own
 # habits (XS, S: Volume()) are about 1.9 orders, 1.5 forum posts and 10 chat messages a customer.
 VOLUMES = {
-    "M": {"orders": 5.3, "forum_posts": 6.7, "chat": 3.0},
-    "L": {"orders": 5.3, "forum_posts": 3.35, "chat": 2.0},
+    "M": {"orders": 5.3, "forum_posts": 6.7, "chat": 3.0, "distinct_texts": True},
+    "L": {"orders": 5.3, "forum_posts": 3.35, "chat": 2.0, "distinct_texts": True},
 }
 END = dt.date(2026, 11, 22)
 
@@ -127,7 +127,10 @@ def _generated(truth: Path, scale: str) -> bool:
         meta = json.loads((truth / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("customers") == SCALES[scale] and meta.get("volume") == dataclasses.asdict(_volume(scale))
+    if meta.get("customers") != SCALES[scale] or not isinstance(meta.get("volume"), dict):
+        return False
+    # A field the volume did not have yet took its default (the data is what the default makes).
+    return {**dataclasses.asdict(_volume("S")), **meta["volume"]} == dataclasses.asdict(_volume(scale))
 
 
 def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
@@ -402,6 +405,8 @@ def speed_control(rounds: int = 3) -> float:
 
 
 # The pipeline's own stages of a day: the full build and the incremental day are their sums.
+# The incremental day's share of the full build the issue asks for, by scale (PostgreSQL M: 10%).
+INCREMENTAL_SHARE = {"M": 10, "L": 5}
 PIPELINE_STAGES = ("extract + load", "text scoring (wall)", "dbt build", "mart checks", "publish")
 DAY = "day+1: "
 
@@ -465,28 +470,37 @@ def targets(r: dict) -> list[Verdict]:
     full, day = _pipeline(stages, ""), _pipeline(stages, DAY)
     full_seconds = _build_seconds(stages, "")
     out: list[Verdict] = []
+    day_share = 100 * _build_seconds(stages, DAY) / full_seconds if full and day else None
     if r.get("engine", "duckdb") != "duckdb":
         if r["scale"] == "M" and full:
-            out.append(Verdict("PostgreSQL M full build", full_seconds / 60, 10, True, "{:.1f} min"))
+            out.append(Verdict("PostgreSQL M full build", full_seconds / 60, 5, True, "{:.1f} min"))
+        if r["scale"] == "M" and day_share is not None:
+            out.append(Verdict("PostgreSQL M incremental day, share of the full build", day_share, 10, True, "{:.0f}%"))
         return out
     if r["scale"] == "L" and full:
-        out.append(Verdict("L full build", full_seconds / 60, 15, True, "{:.1f} min"))
+        out.append(Verdict("L full build", full_seconds / 60, 10, True, "{:.1f} min"))
         peak = max((s["peak_mb"] or 0) for s in full)
         out.append(Verdict("L peak memory", peak / 1024, 8, True, "{:.1f} GB"))
-    if full and day:
-        day_share = 100 * _build_seconds(stages, DAY) / full_seconds
-        out.append(Verdict("incremental day, share of the full build", day_share, 5, True, "{:.0f}%"))
+    if day_share is not None and r["scale"] in INCREMENTAL_SHARE:
+        share = INCREMENTAL_SHARE[r["scale"]]
+        out.append(Verdict("incremental day, share of the full build", day_share, share, True, "{:.0f}%"))
     load = by_name.get("extract + load")
     if load and load["seconds"]:
         out.append(Verdict("raw load", load["rows"] / load["seconds"], 500_000, False, "{:,.0f} rows/s"))
     classifier = next((s for s in stages if s["stage"].startswith("text scoring (classifier")), None)
+    scored = by_name.get("text scoring (wall)")
+    if classifier and scored and scored["rows"]:
+        # The rate counts only on a community that says most things once: where texts repeat, the
+        # classifier reads each once and the rate flatters it.
+        distinct = 100 * classifier["rows"] / scored["rows"]
+        out.append(Verdict("distinct texts among the texts scored", distinct, 90, False, "{:.1f}%"))
     if classifier and classifier["seconds"]:
         rate = classifier["rows"] / classifier["seconds"]
         out.append(Verdict("text scoring per core", rate, 20_000, False, "{:,.0f} texts/s"))
     baseline = sum(s["seconds"] for s in stages if s["stage"].startswith("pandas baseline: "))
     ours = _replaced_seconds(stages)
     if r["scale"] == "M" and baseline and ours:
-        out.append(Verdict("speed-up over the pandas baseline (its time / our load + dbt)", baseline / ours, 10,
+        out.append(Verdict("speed-up over the pandas baseline (its time / our load + dbt)", baseline / ours, 3,
                            False, "{:.2f}x"))  # fmt: skip
     return out
 

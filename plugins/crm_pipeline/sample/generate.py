@@ -145,12 +145,17 @@ class Volume:
     """How much each customer does, as multiples of the sample's own habits (1.0: the sample as it is).
 
     orders: orders a buyer places (items, reviews and refunds follow them); forum_posts: topics
-    started per forum member (replies follow the topics); chat: messages per customer.
+    started per forum member (replies follow the topics); chat: messages per customer;
+    distinct_texts: texts vary as a real community's do (the benchmark's scales), drawn from a random
+    stream of their own so that every other value is the same as without it.
     """
 
     orders: float = 1.0
     forum_posts: float = 1.0
     chat: float = 1.0
+    # Each text said once, as in real data (texts.CONTEXTS before it): the sample's texts repeat, so a
+    # classifier that reads each distinct text once looks faster on it than on a real community.
+    distinct_texts: bool = False
 
 
 ROWS_PER_FILE = 20_000
@@ -240,6 +245,7 @@ class Generator:
         self.end = dt.datetime.combine(end_date, dt.time(23, 59, 59), TZ).astimezone(dt.UTC)
         self.start = self.end - dt.timedelta(days=history_days)
         self.volume = volume or Volume()
+        self.text_rng = random.Random(f"texts:{seed}")  # distinct_texts only: the main stream stays as it is
         self.people: list[Person] = []
         self.rows = {entity: Spool(out, entity, fmt, enc) for entity, (fmt, enc) in FILE_PLAN.items()}
         truth.mkdir(parents=True, exist_ok=True)
@@ -287,7 +293,21 @@ class Generator:
             text = rng.choice(texts.NEUTRAL[lang])
         if rng.random() < 0.25:
             text += rng.choice(texts.EMOJI)
+        if self.volume.distinct_texts:
+            text = self._context(lang) + text
         return text, lang, category if kind == "negative" else None
+
+    def _context(self, lang: str) -> str:
+        """A clause that says which product, how long, where or which order (texts.CONTEXTS), never a sentiment."""
+        r = self.text_rng
+        return r.choice(texts.CONTEXTS[lang]).format(
+            product=r.choice(texts.PRODUCT_SERIES) + str(r.randint(1, 99)),
+            n=r.randint(2, 400),
+            k=r.randint(2, 9),
+            m=r.randint(2, 72),
+            city=r.choice(texts.CITIES[lang]),
+            order=f"{r.randrange(10**8):08d}",
+        )
 
     def _truth(self, source: str, record_id: str, kind: str, lang: str, category: str | None) -> None:
         self._truth_writer.writerow(

@@ -84,3 +84,33 @@ FORUM_TOPIC_TITLES = {
 }
 
 REFUND_REASONS_OTHER = ["不想要了", "拍错了", "七天无理由退货", "Changed my mind", "重复下单"]
+
+# What a real community's texts add around the point they make: a product, a number of days, a city,
+# an order. The benchmark's communities (bench.VOLUMES, Volume.distinct_texts) put one of these
+# before each text, so that, as in real data, nearly every text is said once; the sample keeps its
+# short banks (its texts repeat, which the tests' figures are computed on). None of them carries a
+# sentiment or a category cue.
+PRODUCT_SERIES = ["X", "S", "Air ", "Mini ", "Pro ", "Lite ", "Max ", "Neo ", "Go ", "Plus "]
+CITIES = {
+    "zh": ["北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "南京", "西安", "重庆", "苏州", "长沙"],
+    "zh_hant": ["台北", "香港", "高雄", "台中", "澳門", "新竹"],
+    "en": ["London", "Singapore", "Sydney", "Toronto", "Seattle", "Berlin", "Dublin", "Austin"],
+}
+CONTEXTS = {
+    "zh": [
+        "第{k}次买{product}了，",
+        "{product}用了{n}天，",
+        "在{city}门店提的{product}，",
+        "订单尾号{order}，",
+        "{product}到手{m}小时，",
+        "{city}的同事也在用{product}，",
+    ],
+    "zh_hant": ["第{k}次買{product}了，", "{product}用了{n}天，", "在{city}門市取的{product}，", "訂單尾號{order}，"],
+    "en": [
+        "Bought the {product} {n} days ago. ",
+        "Order {order}: ",
+        "Picked up my {product} in {city}. ",
+        "Day {n} with the {product}: ",
+        "Second {product} this year ({city}). ",
+    ],
+}

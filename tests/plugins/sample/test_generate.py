@@ -109,8 +109,55 @@ def test_volume_multiplies_what_each_customer_does(tmp_path):
     assert len(topics) == int(forum_people * 0.8 * 3.0)
     # Orders: each buyer's count is multiplied and rounded; the spread of who buys is the sample's.
     assert 3.0 < meta["rows"]["orders"] / base["orders"] < 5.0
-    assert meta["volume"] == {"orders": 4.0, "forum_posts": 3.0, "chat": 2.5}
+    assert meta["volume"] == {"orders": 4.0, "forum_posts": 3.0, "chat": 2.5, "distinct_texts": False}
     assert base["chat_messages"] < meta["rows"]["chat_messages"]
+
+
+# Where the generator writes what people say (the scoring reads these, and refunds' reasons).
+TEXT_FIELDS = {"forum_posts": "content", "chat_messages": "content", "reviews": "content", "refunds": "reason"}
+
+
+def _texts(folder) -> list[str]:
+    return [
+        r[field]
+        for entity, field in TEXT_FIELDS.items()
+        for r in _records(folder / entity)
+        if r.get(field) and r.get("msg_type", "text") == "text"  # not chat's joins, leaves and links
+    ]
+
+
+def test_distinct_texts_vary_what_is_said_and_nothing_else(tmp_path):
+    """The benchmark's communities (issue 26): at least 90% of their texts are said once, where the sample
+    repeats its phrase banks; every other value, and each text's label, is what the sample has."""
+    from crm_pipeline.sample.generate import Volume
+
+    volume = {"orders": 2.0, "forum_posts": 2.0, "chat": 2.0}
+    generate(tmp_path / "a", tmp_path / "ta", customers=400, seed=4, end_date=END, volume=Volume(**volume))
+    generate(
+        tmp_path / "b", tmp_path / "tb", customers=400, seed=4, end_date=END,
+        volume=Volume(**volume, distinct_texts=True),
+    )  # fmt: skip
+    plain, varied = _texts(tmp_path / "a"), _texts(tmp_path / "b")
+    assert len(plain) == len(varied) > 5_000
+    assert len(set(plain)) / len(plain) < 0.20  # the sample's texts repeat (replies' @mentions vary them a little)
+    assert len(set(varied)) / len(varied) >= 0.90
+    # Each varied text is its plain twin with a clause after any @mention: the point, the emoji, the label stay.
+    # (Refund reasons picked from the shop's list stay as they are, as a list's do.)
+    from crm_pipeline.sample.texts import REFUND_REASONS_OTHER
+
+    for p, v in zip(plain, varied, strict=True):
+        if p in REFUND_REASONS_OTHER:
+            assert v == p
+            continue
+        mention = re.match("@[^ \u2005]+[ \u2005]", p)
+        head = mention.group(0) if mention else ""
+        assert v.startswith(head) and v.endswith(p[len(head) :]) and len(v) > len(p), (p, v)
+    assert (tmp_path / "ta" / "texts.csv").read_bytes() == (tmp_path / "tb" / "texts.csv").read_bytes()
+    for entity, field in TEXT_FIELDS.items():
+        without = [{k: v for k, v in r.items() if k != field} for r in _records(tmp_path / "a" / entity)]
+        assert without == [{k: v for k, v in r.items() if k != field} for r in _records(tmp_path / "b" / entity)]
+    for entity in ("orders", "customers", "forum_users", "events"):
+        assert _records(tmp_path / "a" / entity) == _records(tmp_path / "b" / entity)
 
 
 def test_rows_are_written_as_made_in_numbered_files_that_read_back_in_order(tmp_path, monkeypatch):
