@@ -257,26 +257,76 @@ _FIELD = '(?:[^",\\r\\n]*|"(?:[^"]|"")*")'
 _WELL_QUOTED = f"^{_FIELD}(?:,{_FIELD})*(?:\\r\\n|\\n|\\r)?$"
 
 
-def _unsure_quoting(lines: list[str]) -> list[int]:
-    """Indexes of the lines with a quote that are not well quoted (_WELL_QUOTED), in order."""
+def _unsure_quoting(lines: list[str] | pa.Array) -> list[int]:
+    """Indexes of the lines with a quote that are not well quoted (_WELL_QUOTED), in order.
+
+    `lines` may be the lines' UTF-8 bytes: every character the pattern names is ASCII, so it
+    matches the bytes as it matches the text.
+    """
     import pyarrow.compute as pc
 
-    arr = pa.array(lines, pa.string())
-    unsure = pc.and_(pc.match_substring(arr, '"'), pc.invert(pc.match_substring_regex(arr, _WELL_QUOTED)))
-    return pc.indices_nonzero(unsure).to_pylist()
+    arr = lines if isinstance(lines, pa.Array) else pa.array(lines, pa.string())
+    quoted = pc.indices_nonzero(pc.match_substring(arr, '"'))  # the pattern is read on these lines only
+    unsure = pc.invert(pc.match_substring_regex(arr.take(quoted), _WELL_QUOTED))
+    return quoted.filter(unsure).to_pylist()
+
+
+class _Lines:
+    """A decoded file's lines as readlines(newline="") splits them (at CR, LF or CRLF), made only when asked.
+
+    A file whose every CR is part of a CRLF ends a line at LF only: its lines are counted, and split as
+    UTF-8 bytes by Arrow, without a Python string per line (a 20,000-line file: about 20 ms less).
+    """
+
+    def __init__(self, text: str, data: bytes):
+        self.text, self.data = text, data
+        lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+        self._list = io.StringIO(text, newline="").readlines() if lone_cr else None
+
+    def count(self) -> int:
+        if self._list is not None:
+            return len(self._list)
+        return self.text.count("\n") + (0 if self.text.endswith("\n") or not self.text else 1)
+
+    def first(self) -> str:
+        if self._list is not None:
+            return self._list[0]
+        end = self.text.find("\n")
+        return self.text if end < 0 else self.text[: end + 1]
+
+    def arrow(self) -> pa.Array:
+        """Each line, as bytes without its LF where no list was made (_WELL_QUOTED matches either way)."""
+        if self._list is not None:
+            return pa.array(self._list, pa.string())
+        import pyarrow.compute as pc
+
+        parts = pc.split_pattern(pa.array([self.data], pa.large_binary()), b"\n").flatten()
+        return parts.slice(0, self.count())
+
+    def some(self, arr: pa.Array, idx: list[int]) -> list[str]:
+        """Lines idx of arr (from arrow()) as readlines gives them, line end included."""
+        picked = arr.take(pa.array(idx, pa.int64())).to_pylist()
+        if self._list is not None:
+            return picked
+        last = self.count() - 1
+        return [
+            v.decode("utf-8") + ("\n" if i < last or self.text.endswith("\n") else "")
+            for i, v in zip(idx, picked, strict=True)
+        ]
 
 
 def _csv_columns(text: str) -> tuple[list[str], pa.Table] | None:
     """Header and string columns (with _line_no) when Arrow reads exactly what the csv module reads, else None."""
     import pyarrow.csv as pacsv
 
-    lines = io.StringIO(text, newline="").readlines()
-    if not lines:
+    data = text.encode("utf-8")
+    lines = _Lines(text, data)
+    if not lines.count():
         return None
-    width = len(next(csv.reader([lines[0]])))
+    width = len(next(csv.reader([lines.first()])))
     try:
         tbl = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(data),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -289,13 +339,14 @@ def _csv_columns(text: str) -> tuple[list[str], pa.Table] | None:
         return None  # a row with another number of fields, an unterminated quote...
     # Arrow drops blank lines and joins a quoted value over several lines; either leaves fewer rows
     # than lines, and then line numbers would not be the record's own.
-    if tbl.num_rows != len(lines) or tbl.num_columns != width:
+    if tbl.num_rows != lines.count() or tbl.num_columns != width:
         return None
     # Lines with a quote are where csv (excel dialect, not strict) and Arrow could disagree, unless
     # every field is plain or wholly quoted (quotes inside doubled): both read those as RFC 4180 says.
-    quoted = _unsure_quoting(lines)
+    arr = lines.arrow() if '"' in text else None
+    quoted = _unsure_quoting(arr) if arr is not None else []
     if quoted:
-        by_csv = list(csv.reader([lines[i] for i in quoted]))
+        by_csv = list(csv.reader(lines.some(arr, quoted)))
         by_arrow = list(zip(*(c.to_pylist() for c in tbl.take(quoted).columns), strict=True))
         if len(by_csv) != len(by_arrow) or any(list(a) != b for a, b in zip(by_arrow, by_csv, strict=True)):
             return None

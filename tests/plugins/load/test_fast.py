@@ -234,3 +234,31 @@ def test_only_lines_not_well_quoted_are_read_again_by_the_csv_module():
         '"o1",c1,"10"',  # well quoted, no line end
     ]
     assert fast._unsure_quoting(lines) == [3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n",
+        "a,b\n1,2",  # no line end at the end
+        "a,b\r\n1,2\r\n",
+        'a,b\r\n1,"x\r\ny"\r\n2,"""q"""\r\n',  # CRLF only, one inside a quoted value
+        "a,b\r\n1,2\r3,4\r\n",  # CRLF and a lone CR
+        'a,b\n1,"x\ry"\n',  # a lone CR inside a value ends a line for readlines
+        "a\n\n\nb\n",  # blank lines
+        '标题,内容\n你好,"说 ""好"""\n😀,é\n',
+        "\n",
+        "x",
+    ],
+)
+def test_lines_are_split_as_readlines_splits_them(text):
+    """The vectorised CSV reading counts and splits lines without a string per line where the file has no CR:
+    each line it gives (the LF aside) is readlines(newline="")'s, and so is the count and the first line."""
+    expected = io.StringIO(text, newline="").readlines()
+    lines = fast._Lines(text, text.encode("utf-8"))
+    assert lines.count() == len(expected)
+    assert lines.first() == expected[0]
+    arr = lines.arrow()
+    got = lines.some(arr, list(range(len(arr))))
+    assert got == expected
+    assert fast._unsure_quoting(arr) == fast._unsure_quoting(expected)
