@@ -96,25 +96,46 @@ searched as (
 
 ),
 
-keyword_hits as (
+keyword_candidates as (
 
+    {#- A keyword rule can fire only where its keyword occurs at all (a whole
+        word is in the words, any other match is in the haystack): pairs
+        found by strpos first, so the exact test below, with its exceptions,
+        reads a few pairs, not every negative with every rule (M: 27.7 s ->
+        3.7 s for this model, the same rows). -#}
     select
         searched.feedback_source,
         searched.source_record_id,
+        searched.haystack,
+        searched.words,
         rules.rule,
-        rules.severity
+        rules.severity,
+        lower(rules.value) as keyword,
+        lower(rules.value) = regexp_replace(lower(rules.value), '[^a-z0-9 ]', '', 'g') as is_whole_word
     from searched
     inner join rules
         on rules.kind = 'keyword'
+    where strpos(searched.haystack, lower(rules.value)) > 0 or strpos(searched.words, lower(rules.value)) > 0
+
+),
+
+keyword_hits as (
+
+    select
+        feedback_source,
+        source_record_id,
+        rule,
+        severity
+    from keyword_candidates
     where
         case
-            when lower(rules.value) = regexp_replace(lower(rules.value), '[^a-z0-9 ]', '', 'g')
-                then strpos(searched.words, ' ' || lower(rules.value) || ' ') > 0
+            when is_whole_word
+                then strpos(words, ' ' || keyword || ' ') > 0
             else
-                {{ occurrences('searched.haystack', 'lower(rules.value)') }} > coalesce((
-                    select sum({{ occurrences('searched.haystack', 'lower(exceptions.within)') }})
+                {{ occurrences('haystack', 'keyword') }} > coalesce((
+                    select sum({{ occurrences('keyword_candidates.haystack', 'lower(exceptions.within)') }})
                     from exceptions
-                    where lower(exceptions.term) = lower(rules.value)
+                    where lower(exceptions.term) = keyword_candidates.keyword
                 ), 0)
         end
 
