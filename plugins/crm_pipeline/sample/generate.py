@@ -301,7 +301,7 @@ class Generator:
         """A clause that says which product, how long, where or which order (texts.CONTEXTS), never a sentiment."""
         r = self.text_rng
         return r.choice(texts.CONTEXTS[lang]).format(
-            product=r.choice(texts.PRODUCT_SERIES) + str(r.randint(1, 99)),
+            product=r.choice(texts.PRODUCT_SERIES) + str(r.randint(1, 999)),
             n=r.randint(2, 400),
             k=r.randint(2, 9),
             m=r.randint(2, 72),

@@ -111,6 +111,6 @@ CONTEXTS = {
         "Order {order}: ",
         "Picked up my {product} in {city}. ",
         "Day {n} with the {product}: ",
-        "Second {product} this year ({city}). ",
+        "My second {product} in {n} days ({city}). ",
     ],
 }
