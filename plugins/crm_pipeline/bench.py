@@ -122,12 +122,16 @@ def _volume(scale: str):
 
 
 def _generated(truth: Path, scale: str) -> bool:
-    """Data generated for this scale is there: same customers and volume (an older bench's data is not reused)."""
+    """Data generated for this scale is there: same customers, volume and generator code (else it is made anew)."""
     try:
         meta = json.loads((truth / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    from crm_pipeline.sample.generate import generator_digest
+
     if meta.get("customers") != SCALES[scale] or not isinstance(meta.get("volume"), dict):
+        return False
+    if meta.get("generator") != generator_digest():  # the generator's code changed since: other texts, rows
         return False
     # A field the volume did not have yet took its default (the data is what the default makes).
     return {**dataclasses.asdict(_volume("S")), **meta["volume"]} == dataclasses.asdict(_volume(scale))

@@ -153,7 +153,9 @@ def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_pat
     import json
 
     from crm_pipeline.bench import SCALES, VOLUMES, _generated
+    from crm_pipeline.sample.generate import generator_digest
 
+    code = generator_digest()
     summary = tmp_path / "summary.json"
     assert not _generated(tmp_path, "M")  # nothing there
     summary.write_text(json.dumps({"customers": SCALES["M"], "rows": {}}))
@@ -166,11 +168,18 @@ def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_pat
     del old["volume"]["distinct_texts"]
     summary.write_text(json.dumps(old))
     assert not _generated(tmp_path, "M")
-    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": VOLUMES["M"]}))
+    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": VOLUMES["M"], "generator": code}))
     assert _generated(tmp_path, "M")
     assert not _generated(tmp_path, "L")
+    # The same scale made by other generator code (e1b6696 changed the texts, not the volume), or by code
+    # that recorded none: made anew.
+    for other in ("0" * 16, None):
+        summary.write_text(json.dumps({"customers": SCALES["M"], "volume": VOLUMES["M"], "generator": other}))
+        assert not _generated(tmp_path, "M")
     summary.write_text(
-        json.dumps({"customers": SCALES["S"], "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0}})
+        json.dumps(
+            {"customers": SCALES["S"], "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0}, "generator": code}
+        )
     )
     assert _generated(tmp_path, "S")
 
