@@ -129,12 +129,11 @@ def _generated(truth: Path, scale: str) -> bool:
         return False
     from crm_pipeline.sample.generate import generator_digest
 
-    if meta.get("customers") != SCALES[scale] or not isinstance(meta.get("volume"), dict):
-        return False
-    if meta.get("generator") != generator_digest():  # the generator's code changed since: other texts, rows
-        return False
-    # A field the volume did not have yet took its default (the data is what the default makes).
-    return {**dataclasses.asdict(_volume("S")), **meta["volume"]} == dataclasses.asdict(_volume(scale))
+    return (
+        meta.get("customers") == SCALES[scale]
+        and meta.get("volume") == dataclasses.asdict(_volume(scale))
+        and meta.get("generator") == generator_digest()  # else the generator's code changed: other texts, rows
+    )
 
 
 def write_delta(landing: Path, day: dt.date, share: float = 0.01) -> int:
@@ -408,9 +407,9 @@ def speed_control(rounds: int = 3) -> float:
     return best
 
 
-# The pipeline's own stages of a day: the full build and the incremental day are their sums.
-# The incremental day's share of the full build the issue asks for, by scale (PostgreSQL M: 10%).
+# The incremental day's share of the full build the issue asks for, by scale (PostgreSQL M: M's).
 INCREMENTAL_SHARE = {"M": 10, "L": 5}
+# The pipeline's own stages of a day: the full build and the incremental day are their sums.
 PIPELINE_STAGES = ("extract + load", "text scoring (wall)", "dbt build", "mart checks", "publish")
 DAY = "day+1: "
 
@@ -479,7 +478,10 @@ def targets(r: dict) -> list[Verdict]:
         if r["scale"] == "M" and full:
             out.append(Verdict("PostgreSQL M full build", full_seconds / 60, 5, True, "{:.1f} min"))
         if r["scale"] == "M" and day_share is not None:
-            out.append(Verdict("PostgreSQL M incremental day, share of the full build", day_share, 10, True, "{:.0f}%"))
+            share = INCREMENTAL_SHARE["M"]
+            out.append(
+                Verdict("PostgreSQL M incremental day, share of the full build", day_share, share, True, "{:.0f}%")
+            )
         return out
     if r["scale"] == "L" and full:
         out.append(Verdict("L full build", full_seconds / 60, 10, True, "{:.1f} min"))

@@ -33,8 +33,8 @@ def run_python(argv: list[str], env: dict, timeout: float = 600) -> subprocess.C
     """`python ARGV` in a fresh process, from the repo: forked from this test process's warm
     interpreter (tests/e2e/warm_python.py) when the run's Airflow settings are the ones it
     imported, else a new interpreter. Either way the run is a process of its own."""
-    warm = _Warm.get()
-    if warm is None or warm.settings != _airflow_settings(env):
+    warm = _warm_for(env)
+    if warm is None:
         return subprocess.run(
             [sys.executable, *argv], env=env, capture_output=True, text=True, cwd=REPO, timeout=timeout
         )
@@ -61,11 +61,7 @@ class Started:
             return subprocess.CompletedProcess(self.argv, self.proc.returncode, out, "")
         try:
             reply = self.warm.ask({"wait": self.pid})
-            out = "".join(
-                (Path(self.tmp.name) / n).read_text(errors="replace")
-                for n in ("stdout", "stderr")
-                if (Path(self.tmp.name) / n).exists()
-            )
+            out = "".join(_outputs(Path(self.tmp.name)))
         finally:
             self.tmp.cleanup()
         if reply["timed_out"]:
@@ -77,11 +73,8 @@ def start_python(argv: list[str], env: dict, timeout: float = 900) -> Started:
     """`python ARGV` started and not waited for, so that several run at once: forked from the warm
     interpreter when the run's Airflow settings are the ones it imported but for OWN_METADATA, else a new
     interpreter."""
-    warm = _Warm.get()
-    mine = _airflow_settings(env)
-    if warm is None or {k: v for k, v in warm.settings.items() if k not in OWN_METADATA} != {
-        k: v for k, v in mine.items() if k not in OWN_METADATA
-    }:
+    warm = _warm_for(env, own=OWN_METADATA)
+    if warm is None:
         proc = subprocess.Popen(
             [sys.executable, *argv], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -91,6 +84,24 @@ def start_python(argv: list[str], env: dict, timeout: float = 900) -> Started:
     request = {"argv": argv, "env": env, "cwd": str(REPO), "stdout": str(out / "stdout")}
     reply = warm.ask(request | {"stderr": str(out / "stderr"), "timeout": timeout, "detach": True})
     return Started([sys.executable, *argv], timeout, warm=warm, pid=reply["pid"], tmp=tmp)
+
+
+def _warm_for(env: dict, own: tuple[str, ...] = ()) -> _Warm | None:
+    """This process's warm interpreter when the run's Airflow settings are the ones it imported (but for
+    the settings in `own`, which a forked run sets for itself), else None: a new interpreter is needed."""
+    warm = _Warm.get()
+
+    def common(settings: dict) -> dict:
+        return {k: v for k, v in settings.items() if k not in own}
+
+    return warm if warm is not None and common(warm.settings) == common(_airflow_settings(env)) else None
+
+
+def _outputs(folder: Path) -> tuple[str, str]:
+    """A warm run's stdout and stderr, from the files the server sent them to ("" for a file not written)."""
+    return tuple(
+        (folder / n).read_text(errors="replace") if (folder / n).exists() else "" for n in ("stdout", "stderr")
+    )
 
 
 def _airflow_settings(env: dict) -> dict:
@@ -163,7 +174,7 @@ class _Warm:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             request = {"argv": argv, "env": env, "cwd": str(REPO), "stdout": str(out), "stderr": str(err)}
             reply = self.ask(request | {"timeout": timeout})
-            stdout, stderr = (p.read_text(errors="replace") if p.exists() else "" for p in (out, err))
+            stdout, stderr = _outputs(Path(tmp))
         if reply["timed_out"]:
             raise subprocess.TimeoutExpired([sys.executable, *argv], timeout, stdout, stderr)
         return subprocess.CompletedProcess([sys.executable, *argv], reply["returncode"], stdout, stderr)

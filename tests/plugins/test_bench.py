@@ -163,10 +163,8 @@ def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_pat
     summary.write_text(json.dumps({"customers": SCALES["M"], "volume": {**VOLUMES["M"], "chat": 1.0}}))
     assert not _generated(tmp_path, "M")
     # Generated before its texts were made distinct (issue 26): the texts repeat, so it is not M's data.
-    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": {**VOLUMES["M"], "distinct_texts": None}}))
-    old = json.loads(summary.read_text())
-    del old["volume"]["distinct_texts"]
-    summary.write_text(json.dumps(old))
+    before = {k: v for k, v in VOLUMES["M"].items() if k != "distinct_texts"}
+    summary.write_text(json.dumps({"customers": SCALES["M"], "volume": before, "generator": code}))
     assert not _generated(tmp_path, "M")
     summary.write_text(json.dumps({"customers": SCALES["M"], "volume": VOLUMES["M"], "generator": code}))
     assert _generated(tmp_path, "M")
@@ -178,7 +176,11 @@ def test_generated_data_is_reused_only_for_the_same_customers_and_volume(tmp_pat
         assert not _generated(tmp_path, "M")
     summary.write_text(
         json.dumps(
-            {"customers": SCALES["S"], "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0}, "generator": code}
+            {
+                "customers": SCALES["S"],
+                "volume": {"orders": 1.0, "forum_posts": 1.0, "chat": 1.0, "distinct_texts": False},
+                "generator": code,
+            }
         )
     )
     assert _generated(tmp_path, "S")

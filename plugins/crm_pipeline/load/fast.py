@@ -282,11 +282,14 @@ class _Lines:
         self.text, self.data = text, data
         lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
         self._list = io.StringIO(text, newline="").readlines() if lone_cr else None
+        self._count = (
+            len(self._list)
+            if self._list is not None
+            else text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        )
 
     def count(self) -> int:
-        if self._list is not None:
-            return len(self._list)
-        return self.text.count("\n") + (0 if self.text.endswith("\n") or not self.text else 1)
+        return self._count
 
     def first(self) -> str:
         if self._list is not None:
