@@ -1,9 +1,8 @@
-"""The project's own generic dbt tests, `in_range` and `not_null_columns` (tests/generic/), on values
-worked out by hand.
+"""The project's own generic dbt test, `column_rules` (tests/generic/), on values worked out by hand.
 
-A mart's ranges (scores 1-5, rates 0-1, counts >= 0) and its columns that are never null are dbt's
-contract; a test that let a value through would publish it. Run through the macro dbt compiles each
-data test from, in one `dbt show` each."""
+A model's keys, its columns that are never null, its categories and its ranges (scores 1-5, rates 0-1,
+counts >= 0) are dbt's contract, checked in one scan per model; a rule that let a value through would
+publish it. Run through the macro dbt compiles the data test from, in one `dbt show`."""
 
 from __future__ import annotations
 
@@ -24,42 +23,37 @@ def _show(sql: str, monkeypatch, tmp_path) -> list[dict]:
     return json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])["show"]
 
 
-VALUES = "(select * from (values (-1.5), (0), (0.5), (1), (7), (null)) as v(x))"
-# (bounds, the values outside them): nulls always pass, bounds are inclusive, an absent bound is open.
-CASES = [
-    ({"min_value": 0, "max_value": 1}, [-1.5, 7.0]),
-    ({"min_value": -1, "max_value": 1}, [-1.5, 7.0]),
-    ({"min_value": 1}, [-1.5, 0.0, 0.5]),
-    ({"max_value": 0}, [0.5, 1.0, 7.0]),
-    ({"min_value": -2, "max_value": 7}, []),
+# For column_rules: a repeats 1, b has two nulls and no repeat, c has an apostrophe, a null and one value
+# outside ["Can't", "ok"], x is -1.5, 0, 0.5 and 7.
+RULES = (
+    "(select * from (values (1, 'x', 'Can''t', -1.5), (1, 'y', 'ok', 0), (2, null, null, 0.5), "
+    "(3, null, 'bad', 7)) as v(a, b, c, x))"
+)
+# (the rules, the (rule, column, failing rows) worked out by hand from the rows above)
+RULE_CASES = [
+    ({"not_null": ["a", "b", "c"]}, [("not_null", "b", 2), ("not_null", "c", 1)]),
+    ({"unique": ["a", "b", "cast(a as varchar) || b"]}, [("unique", "a", 1)]),
+    ({"accepted_values": {"c": ["Can't", "ok"]}}, [("accepted_values", "c", 1)]),
+    ({"accepted_values": {"a": {"values": [1, 3], "quote": False}}}, [("accepted_values", "a", 1)]),
+    ({"in_range": {"x": {"min_value": 0, "max_value": 1}}}, [("in_range", "x", 2)]),
+    ({"in_range": {"x": {"min_value": 0.5}, "a": {"max_value": 3}}}, [("in_range", "x", 2)]),
+    ({"not_null": ["a"], "unique": ["a"], "in_range": {"x": {"max_value": 7}}}, [("unique", "a", 1)]),
+    ({"not_null": ["a"], "accepted_values": {"b": ["x", "y"]}, "in_range": {"a": {"min_value": 1}}}, []),
 ]
 
 
-def test_in_range_fails_exactly_the_rows_outside_its_bounds(monkeypatch, tmp_path):
+def test_column_rules_counts_the_rows_that_break_each_rule(monkeypatch, tmp_path):
     parts = []
-    for i, (bounds, _) in enumerate(CASES):
-        args = ", ".join(f"{k}={v}" for k, v in bounds.items())
+    for i, (rules, _) in enumerate(RULE_CASES):
+        args = ", ".join(f"{k}={v!r}" for k, v in rules.items()).replace("False", "false")
         parts.append(
-            f"select {i} as i, cast(out_of_range as double) as x from "
-            f"({{{{ test_in_range(model=\"{VALUES}\", column_name='x', {args}) }}}}) as t{i}"
+            f"select {i} as i, rule, column_name, failing_rows from "
+            f'({{{{ test_column_rules(model="{RULES}", {args}) }}}}) as t{i}'
         )
-    sql = f"select * from ({' union all '.join(parts)}) as cases order by i, x"
+    sql = f"select * from ({' union all '.join(parts)}) as cases order by i, rule, column_name"
     rows = _show(sql, monkeypatch, tmp_path)
-    got = {i: [r["x"] for r in rows if r["i"] == i] for i in range(len(CASES))}
-    assert got == {i: outside for i, (_, outside) in enumerate(CASES)}
-
-
-# Three columns: a has no null, b one, c two (one of them in the row where b is null too).
-NULLS = "(select * from (values (1, 'x', 1.0), (2, null, null), (3, 'z', null)) as v(a, b, c))"
-
-
-def test_not_null_columns_fails_once_per_column_that_has_a_null_with_its_count(monkeypatch, tmp_path):
-    cases = {0: ["a"], 1: ["a", "b"], 2: ["c", "a", "b"]}
-    parts = [
-        f"select {i} as i, column_name, null_rows from "
-        f'({{{{ test_not_null_columns(model="{NULLS}", columns={columns}) }}}}) as t{i}'
-        for i, columns in cases.items()
-    ]
-    sql = f"select * from ({' union all '.join(parts)}) as cases order by i, column_name"
-    rows = _show(sql, monkeypatch, tmp_path)
-    assert [(r["i"], r["column_name"], r["null_rows"]) for r in rows] == [(1, "b", 1), (2, "b", 1), (2, "c", 2)]
+    got = {
+        i: [(r["rule"], r["column_name"], r["failing_rows"]) for r in rows if r["i"] == i]
+        for i in range(len(RULE_CASES))
+    }
+    assert got == {i: broken for i, (_, broken) in enumerate(RULE_CASES)}
