@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -46,24 +47,49 @@ def browser(width: int = 1600, height: int = 2200) -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=service)
 
 
-def log_in(driver: webdriver.Chrome, url: str, user: str, password: str, timeout: float = 60) -> None:
-    driver.get(f"{url}/login/")
+def log_in(
+    driver: webdriver.Chrome, url: str, user: str, password: str, timeout: float = 120, try_wait: float = 20
+) -> None:
+    """Sign in through the login form, filling it again when a submit is lost.
+
+    On a loaded machine the form can be drawn before its script is ready, and an Enter typed then does
+    nothing (the page stays on /login with the fields cleared); each try reloads the page and types again.
+    """
     deadline = time.monotonic() + timeout
+    tries = 0
     while time.monotonic() < deadline:
+        tries += 1
+        driver.get(f"{url}/login/")
+        if not _fill_login_form(driver, user, password, deadline):
+            continue
+        wait_until = min(deadline, time.monotonic() + try_wait)
+        while time.monotonic() < wait_until:
+            if "/login" not in driver.current_url:
+                return
+            time.sleep(0.5)
+    page = driver.find_element(By.TAG_NAME, "body").text[:300] if driver.find_elements(By.TAG_NAME, "body") else ""
+    raise RuntimeError(f"the login did not go through after {tries} tries at {driver.current_url}: {page!r}")
+
+
+def _fill_login_form(driver: webdriver.Chrome, user: str, password: str, deadline: float) -> bool:
+    """Type the credentials and press Enter once the page has finished loading; False if no form came."""
+    while time.monotonic() < deadline:
+        ready = driver.execute_script("return document.readyState") == "complete"
         fields = driver.find_elements(By.CSS_SELECTOR, 'input[name="username"], input#username')
-        if fields:
-            break
+        secrets = driver.find_elements(
+            By.CSS_SELECTOR, 'input[name="password"], input#password, input[type="password"]'
+        )
+        if ready and fields and secrets:
+            try:
+                fields[0].clear()
+                fields[0].send_keys(user)
+                secrets[0].clear()
+                secrets[0].send_keys(password, Keys.ENTER)
+                return True
+            except StaleElementReferenceException:  # the script drew the form again: find it again
+                pass
         time.sleep(0.5)
-    else:
-        raise RuntimeError(f"no login form at {url}/login/")
-    fields[0].send_keys(user)
-    secret = driver.find_element(By.CSS_SELECTOR, 'input[name="password"], input#password, input[type="password"]')
-    secret.send_keys(password, Keys.ENTER)
-    while time.monotonic() < deadline:
-        if "/login" not in driver.current_url:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("the login did not go through")
+    return False
 
 
 def render(driver: webdriver.Chrome, url: str, slug: str, out: Path, timeout: float = 120) -> dict:
