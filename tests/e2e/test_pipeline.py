@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
+import sqlite3
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -32,8 +34,17 @@ def mart_rows(url: str, table: str, order_by: str) -> list[tuple]:
 def test_run_builds_marts_that_match_an_independent_rfm(crm_env, airflow_db):
     generate(crm_env["landing"], crm_env["tmp"] / "truth", customers=400, seed=11, end_date=HISTORY_END)
     env = pipeline_env(crm_env, airflow_db)
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     proc = run_main(env, AS_OF)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # Airflow's dag.test() parses the DAG folder and writes every DAG to the metadata DB on each call; the
+    # run lets only its first call do it (crm_pipeline.run.dag_folder_synced_once): every DAG was written
+    # once, before the run's first task started, not again before each later DAG.
+    with contextlib.closing(sqlite3.connect(airflow_db / "airflow.db")) as meta:
+        written = meta.execute("select min(last_parsed_time), max(last_parsed_time) from dag").fetchone()
+        first_task = meta.execute("select min(start_date) from task_instance where start_date > ?", (started,))
+        first_task = first_task.fetchone()[0]
+    assert started < written[0] <= written[1] < first_task, (started, written, first_task)
     for expected in (
         "Loads (all batches",
         "marts.fct_customer_rfm",
