@@ -249,13 +249,17 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
             _api(port, "PATCH", f"/dags/{dag_id}", {"is_paused": False})
         assert {r[0] for r in _meta(metadata_db, "select dag_id from dag where not is_paused")} == wanted
 
-        def trigger(dag_id: str, run_id: str, at: str = logical) -> None:
-            _api(port, "POST", f"/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": at})
-            state = _wait_for_run(metadata_db, dag_id, run_id, timeout=600)
-            assert state == "success", f"{dag_id}: {state}\n" + (logs / "worker.log").read_text()[-4000:]
+        def trigger(dag_ids: list[str], at: str = logical, run_id: str = "") -> None:
+            """Trigger these DAGs at once (the worker runs them side by side) and wait for each to succeed."""
+            runs = {dag_id: run_id or f"scaleout__{dag_id}" for dag_id in dag_ids}
+            for dag_id, run in runs.items():
+                _api(port, "POST", f"/dags/{dag_id}/dagRuns", {"dag_run_id": run, "logical_date": at})
+            for dag_id, run in runs.items():
+                state = _wait_for_run(metadata_db, dag_id, run, timeout=600)
+                assert state == "success", f"{dag_id}: {state}\n" + (logs / "worker.log").read_text()[-4000:]
 
         # The shop lands first: its asset event starts the transform, which must wait for the others.
-        trigger(EXTRACTS[0], f"scaleout__{EXTRACTS[0]}")
+        trigger(EXTRACTS[:1])
         deadline = time.monotonic() + 120
         while not _runs(metadata_db, "crm_transform") and time.monotonic() < deadline:
             time.sleep(2)
@@ -263,8 +267,7 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         first = _runs(metadata_db, "crm_transform")
         assert len(first) == 1 and set(first.values()) <= {"queued", "running"}, first
         assert _publishes(pg_url, end) == []  # no half-day publish
-        for dag_id in EXTRACTS[1:]:
-            trigger(dag_id, f"scaleout__{dag_id}")
+        trigger(EXTRACTS[1:])
         runs = _wait_for_transforms(metadata_db, 2, 900, logs)
         assert set(runs.values()) == {"success"}, runs
         # One publish of the day, by the first run; the runs the other sources' events queued published nothing.
@@ -280,7 +283,7 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         )
         # A second run of the chat DAG for the same local day needs a logical date of its own.
         late = late_at.isoformat()
-        trigger("crm_extract_chat", "scaleout__late_chat", late)
+        trigger(["crm_extract_chat"], late, "scaleout__late_chat")
         runs = _wait_for_transforms(metadata_db, len(runs) + 1, 900, logs)
         assert set(runs.values()) == {"success"}, runs
         assert len(_publishes(pg_url, end)) == 2
