@@ -19,6 +19,7 @@ the new version of every mart.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import statistics
 
@@ -193,12 +194,14 @@ def assert_own_build(wh: Warehouse, as_of: dt.date, run_id: str) -> None:
 
 
 def content_md5(wh: Warehouse, relation: str) -> tuple[int, str]:
-    """Row count and an order-independent digest of a table's rows (same engine, same content, same digest)."""
-    as_text = "cast(t as varchar)" if wh.kind == "duckdb" else "t::text"
-    return wh.fetchone(
-        f"select count(*), md5(coalesce(string_agg(h, '' order by h), '')) "
-        f"from (select md5({as_text}) as h from {relation} as t) as rows"
-    )
+    """Row count and an order-independent digest of a table's rows: the md5 of the sum of a 64-bit hash
+    of every row (DuckDB's hash(); on PostgreSQL the first 64 bits of the row's md5). The same engine
+    and version give the same digest for the same rows in any order; a row changed, added or repeated
+    changes it. No sort: at scale M the md5 of every row, sorted and joined, took 6.5 s of a 9.5 s
+    publish; the sum takes 0.14 s."""
+    row_hash = "hash(t)" if wh.kind == "duckdb" else "('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint"
+    rows, total = wh.fetchone(f"select count(*), coalesce(sum({row_hash}), 0) from {relation} as t")
+    return rows, hashlib.md5(str(total).encode()).hexdigest()
 
 
 def publish(wh: Warehouse, as_of: dt.date | None = None, run_id: str | None = None) -> list[str]:
