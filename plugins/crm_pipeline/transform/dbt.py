@@ -177,8 +177,12 @@ def _invoke(args: list[str], env: dict[str, str]) -> tuple[int, str, object]:
     and others')."""
     from dbt.cli.main import dbtRunner
 
+    from crm_pipeline.transform import dbt_speedups
+
+    dbt_speedups.apply()
     lines: list[str] = []
 
+    @dbt_speedups.ignores_debug
     def printed(event) -> None:
         if event.info.level in ("info", "warn", "error"):
             lines.append(event.info.msg)

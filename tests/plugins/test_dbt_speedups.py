@@ -1,0 +1,154 @@
+"""crm_pipeline.transform.dbt_speedups: what each replacement keeps of dbt's behaviour, and what it saves.
+
+Each test runs with the replacements in place (`speedups`) and, where it says what is
+saved, fails with dbt as it comes: an event parsed when made, a debug event fired and
+formatted for a log that drops it, a type tester for an empty table.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from crm_pipeline.transform import dbt_speedups
+
+
+@pytest.fixture
+def speedups():
+    was = dbt_speedups.applied()
+    assert dbt_speedups.apply(), f"not the checked versions: {dbt_speedups.CHECKED}"
+    yield
+    if not was:
+        dbt_speedups.undo()
+
+
+def _manager(level: str, *callbacks):
+    """A dbt event manager with one text logger at `level` into a string, and these callbacks."""
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.event_manager import EventManager
+    from dbt_common.events.logger import LineFormat, LoggerConfig
+
+    out = io.StringIO()
+    manager = EventManager()
+    manager.add_logger(
+        LoggerConfig(name=f"test-{level}", level=EventLevel(level), line_format=LineFormat.PlainText, output_stream=out)
+    )
+    for callback in callbacks:
+        manager.add_callback(callback)
+    return manager, out
+
+
+def _sql_query(sql: str = "select 1 as one"):
+    from dbt.adapters.events.types import SQLQuery
+
+    return SQLQuery(conn_name="model.crm.a", sql=sql, node_info={"unique_id": "model.crm.a", "node_name": "a"})
+
+
+def test_a_debug_event_nobody_writes_is_neither_parsed_nor_fired(speedups):
+    from dbt_common.events.types import Note
+
+    seen = []
+
+    @dbt_speedups.ignores_debug
+    def keep(msg) -> None:
+        seen.append(msg)
+
+    manager, out = _manager("info", keep)
+    query = _sql_query()
+    manager.fire_event(query)
+    manager.fire_event(Note(msg="an info line"))
+    assert "pb_msg" not in query.__dict__  # never parsed: nothing read it
+    assert [m.info.msg for m in seen] == ["an info line"]
+    assert "an info line" in out.getvalue() and "select 1" not in out.getvalue()
+
+
+def test_a_debug_event_reaches_a_debug_log_and_any_other_callback(speedups):
+    manager, out = _manager("debug")
+    manager.fire_event(_sql_query("select 2 as two"))
+    assert "On model.crm.a: select 2 as two" in out.getvalue()
+
+    seen = []
+    manager, out = _manager("info", seen.append)  # a callback not known to ignore debug events
+    manager.fire_event(_sql_query("select 3 as three"))
+    assert [(m.info.level, m.info.msg) for m in seen] == [("debug", "On model.crm.a: select 3 as three")]
+    assert out.getvalue() == ""
+
+
+def test_an_event_reads_as_dbt_makes_it(speedups):
+    """The fields as written by hand from the call, when first read: the nested message's unset strings
+    empty, its unset messages (meta, node_relation) left out, as protobuf writes them."""
+    from dbt_common.events.base_types import msg_from_base_event
+
+    query = _sql_query("select 'é' as e")
+    assert query.to_dict() == {
+        "conn_name": "model.crm.a",
+        "sql": "select 'é' as e",
+        "node_info": {
+            "unique_id": "model.crm.a",
+            "node_name": "a",
+            "node_path": "",
+            "materialized": "",
+            "resource_type": "",
+            "node_status": "",
+            "node_started_at": "",
+            "node_finished_at": "",
+            "node_checksum": "",
+        },
+    }
+    msg = msg_from_base_event(_sql_query("select 4"))
+    assert (msg.info.name, msg.info.level, msg.info.msg, msg.data.sql) == (
+        "SQLQuery",
+        "debug",
+        "On model.crm.a: select 4",
+        "select 4",
+    )
+    query.sql = "select 5"  # a field set after the event is made
+    assert query.message() == "On model.crm.a: select 5"
+
+
+def test_an_event_whose_fields_do_not_parse_still_says_so(speedups, monkeypatch):
+    """dbt's own handling, when the event is read: a warning Note instead of a failure (outside pytest)."""
+    from dbt_common.events import functions
+    from dbt_common.events.types import Note
+
+    notes = []
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.setattr(functions, "fire_event", lambda e, level=None: notes.append((e.msg, level)))
+    bad = Note(msg="x", no_such_field=1)
+    assert bad.msg == ""  # an empty message, as dbt gives
+    assert len(notes) == 1 and "Unable to parse logging event dictionary" in notes[0][0]
+
+
+def test_an_empty_table_needs_no_type_tester(speedups, monkeypatch):
+    import agate.type_tester
+    from dbt_common.clients import agate_helper
+
+    testers = []
+    real = agate.type_tester.TypeTester.__init__
+    monkeypatch.setattr(
+        agate.type_tester.TypeTester, "__init__", lambda self, *a, **k: testers.append(1) or real(self, *a, **k)
+    )
+    table = agate_helper.empty_table()
+    assert (table.column_names, table.column_types, len(table.rows)) == ((), (), 0)
+    assert testers == []
+
+
+def test_other_versions_get_dbt_as_it_comes(monkeypatch):
+    from dbt_common.clients import agate_helper
+    from dbt_common.events.event_manager import EventManager
+
+    was = dbt_speedups.applied()
+    dbt_speedups.undo()
+    original = (EventManager.fire_event, agate_helper.empty_table)
+    try:
+        assert dbt_speedups.versions_checked()  # the lock's versions: what the suite runs with
+        for other in ({"dbt-common": "0.0.1"}, {"agate": "1.9.1", "no-such-package-here": "1.0"}):
+            monkeypatch.setattr(dbt_speedups, "CHECKED", other)
+            assert not dbt_speedups.apply()
+            assert (EventManager.fire_event, agate_helper.empty_table) == original
+            assert "pb_msg" in _sql_query().__dict__  # parsed when made, as dbt does
+    finally:
+        monkeypatch.undo()
+        if was:
+            dbt_speedups.apply()
