@@ -74,6 +74,9 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         # The test drives the public API without logging in (a CLI process per call cost about 4 s of a core).
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        # The scheduler's pause when a loop found nothing to do (1 s by default): the pace from one task's
+        # end to the next one's queueing, some 40 times in this test.
+        AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.2",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
         CRM_LANDING_DIR=str(tmp_path / "landing"),
@@ -145,7 +148,7 @@ def _wait_for_run(metadata_db: str, dag_id: str, run_id: str, timeout: float) ->
         state = _runs(metadata_db, dag_id).get(run_id, "?")
         if state in ("success", "failed"):
             return state
-        time.sleep(2)
+        time.sleep(0.5)
     return state
 
 
@@ -157,8 +160,18 @@ def _wait_for_transforms(metadata_db: str, at_least: int, timeout: float, logs) 
         runs = _runs(metadata_db, "crm_transform")
         if len(runs) >= at_least and all(s in ("success", "failed") for s in runs.values()):
             return runs
-        time.sleep(2)
+        time.sleep(0.5)
     pytest.fail(f"crm_transform runs did not finish: {runs}\n" + (logs / "worker.log").read_text()[-4000:])
+
+
+def _pokes(metadata_db: str, dag_id: str, task_id: str) -> int:
+    """How many times a sensor in reschedule mode has poked and been rescheduled, over all its runs."""
+    return _meta(
+        metadata_db,
+        "select count(*) from task_reschedule r join task_instance t on r.ti_id = t.id "
+        "where t.dag_id = %s and t.task_id = %s",
+        (dag_id, task_id),
+    )[0][0]
 
 
 def day_and_logical_dates(now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
@@ -236,7 +249,7 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
             registered = {r[0] for r in _meta(metadata_db, "select dag_id from dag where is_stale is not true")}
             if wanted <= registered and _api_up(port):
                 break
-            time.sleep(2)
+            time.sleep(0.5)
         else:
             pytest.fail(
                 "the dag-processor did not register the DAGs, or the api-server is not up:\n"
@@ -261,9 +274,9 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         # The shop lands first: its asset event starts the transform, which must wait for the others.
         trigger(EXTRACTS[:1])
         deadline = time.monotonic() + 120
-        while not _runs(metadata_db, "crm_transform") and time.monotonic() < deadline:
-            time.sleep(2)
-        time.sleep(15)  # three pokes of wait_for_sources
+        while _pokes(metadata_db, "crm_transform", "wait_for_sources") < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)  # two pokes of wait_for_sources, each finding the day incomplete
+        assert _pokes(metadata_db, "crm_transform", "wait_for_sources") >= 2
         first = _runs(metadata_db, "crm_transform")
         assert len(first) == 1 and set(first.values()) <= {"queued", "running"}, first
         assert _publishes(pg_url, end) == []  # no half-day publish
