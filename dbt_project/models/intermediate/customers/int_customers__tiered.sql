@@ -15,6 +15,8 @@
     day's tiers are rebuilt by running that day. One row per person with a
     counted order on the as-of day, with that day's circle and yesterday's
     held tier (previous_tier; null for a person who had no counted order). -#}
+{{ config(pre_hook="{{ no_nested_loops() }}") }}
+
 with
 
 persons as (

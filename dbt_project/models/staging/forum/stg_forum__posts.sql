@@ -7,6 +7,7 @@
         unique_key='post_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        pre_hook="{{ no_nested_loops() }}",
     )
 }}
 
