@@ -15,8 +15,6 @@
     day's tiers are rebuilt by running that day. One row per person with a
     counted order on the as-of day, with that day's circle and yesterday's
     held tier (previous_tier; null for a person who had no counted order). -#}
-{{ config(pre_hook="{{ no_nested_loops() }}") }}
-
 with
 
 persons as (
@@ -39,11 +37,12 @@ tiers as (
 
 located as (
 
+    {#- Every column of the day's standing travels on to final: joining
+        the standings again there made PostgreSQL, which keeps a CTE used
+        twice without statistics, nested-loop every as-of row against all
+        of them (27 s on the real datasets). -#}
     select
-        daily.person_id,
-        daily.standing_date,
-        daily.frequency_orders,
-        daily.rfm_total,
+        daily.*,
         coalesce(persons.province, 'unknown') as province,
         coalesce(persons.city, persons.province, 'unknown') as city
     from daily
@@ -187,11 +186,7 @@ graded as (
         only people who could qualify for a tier with a grace period
         (everyone counts in the circles above). -#}
     select
-        located.person_id,
-        located.standing_date,
-        located.frequency_orders,
-        located.province,
-        located.city,
+        located.*,
         circles.circle_level,
         circles.circle_name,
         circles.circle_size,
@@ -280,24 +275,12 @@ held as (
 final as (
 
     select
-        daily.*,
-        graded.province,
-        graded.city,
-        graded.circle_level,
-        graded.circle_name,
-        graded.circle_size,
-        graded.circle_rank,
-        graded.circle_percentile,
-        graded.circle_rfm_score,
+        graded.*,
         qualified_tiers.tier as qualified_tier,
         held_tiers.tier as community_tier,
         previous_tiers.tier as previous_tier,
         case when held.held_rank > held.qualified_rank then held.held_until end as tier_held_until
     from graded
-    inner join daily
-        on
-            graded.person_id = daily.person_id
-            and graded.standing_date = daily.standing_date
     inner join held
         on graded.person_id = held.person_id
     inner join tiers as qualified_tiers
