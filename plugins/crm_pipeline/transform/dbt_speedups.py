@@ -31,6 +31,7 @@ import threading
 CHECKED = {"dbt-common": "1.39.0", "agate": "1.9.1"}
 
 _lock = threading.Lock()
+_parsing = threading.RLock()  # re-entered: a field that does not parse fires a warning event, parsed too
 _originals: list[tuple[object, str, object]] = []
 
 
@@ -90,8 +91,10 @@ def _lazy_events() -> None:
     def message(self):
         state = self.__dict__
         if "pb_msg" not in state:
-            args, kwargs = state.pop("_unparsed")
-            parse(self, *args, **kwargs)
+            with _parsing:  # an event read by two threads at once is parsed once
+                if "pb_msg" not in state:
+                    args, kwargs = state["_unparsed"]
+                    parse(self, *args, **kwargs)
         return state["pb_msg"]
 
     def get_field(self, key):
