@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -63,6 +64,7 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
         AIRFLOW__CELERY__RESULT_BACKEND="db+" + meta,
         AIRFLOW__CELERY__WORKER_CONCURRENCY="4",
+        AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS="crm_pipeline.celery_config.CELERY_CONFIG",
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
         AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
@@ -172,6 +174,18 @@ def _pokes(metadata_db: str, dag_id: str, task_id: str) -> int:
         "where t.dag_id = %s and t.task_id = %s",
         (dag_id, task_id),
     )[0][0]
+
+
+def _group_processes(pgid: int) -> dict[int, str]:
+    """The processes of a process group (a service started in a session of its own): pid -> its mapped files."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                out[int(stat.parent.name)] = (stat.parent / "maps").read_text()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return out
 
 
 def day_and_logical_dates(now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
@@ -302,6 +316,13 @@ def test_the_pipeline_runs_on_celery_workers(tmp_path, metadata_db, pg_url):
         assert len(_publishes(pg_url, end)) == 2
         with Warehouse.from_url(pg_url) as wh:
             assert wh.fetchone("select count(*) from staging.stg_chat__messages where msg_id = 'LATE1'")[0] == 1
+
+        # The worker imported DuckDB (with dbt, GX, pandas: crm_pipeline.celery_config) before forking its pool:
+        # its main process and its four pool processes hold it, though none of them ran a task's code.
+        worker = next(p for name, _fh, p in procs if name == "worker")
+        group = _group_processes(worker.pid)
+        holding = [pid for pid, maps in group.items() if "_duckdb." in maps]
+        assert len(holding) >= 1 + 4, f"{len(holding)} of the worker's {len(group)} processes hold DuckDB"
 
         # Every task of these runs ran on a Celery worker process (the scheduler only queued it).
         meta = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=metadata_db)
