@@ -116,11 +116,12 @@ class Superset:
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 
     def _kept(self, name: str) -> str:
-        """A secret made on first use and kept in the home (owner-only)."""
+        """A secret made on first use and kept in the home (owner-only). Hex: a URL-safe token begins with
+        "-" one time in 64, and `import --password -x...` is then read as an option, not a password."""
         path = self.home / name
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+            path.write_text(secrets.token_hex(24), encoding="utf-8")
             path.chmod(0o600)
         return path.read_text(encoding="utf-8").strip()
 
