@@ -1,7 +1,9 @@
-"""The check runner's report: one Data Docs page per validation run, all reachable from the index."""
+"""The check runner's report: one Data Docs page per target validated, all reachable from the index."""
 
 import datetime as dt
+import html
 import json
+import re
 
 import pandas as pd
 
@@ -16,7 +18,7 @@ def _suite(directory, relation: str, severity: str, expectation: dict) -> None:
     (directory / f"{relation}.{severity}.json").write_text(json.dumps(spec), encoding="utf-8")
 
 
-def test_every_suite_run_gets_its_page_in_one_report(tmp_path, monkeypatch):
+def test_every_target_gets_its_page_in_one_report(tmp_path, monkeypatch):
     suites = tmp_path / "expectations"
     suites.mkdir()
     not_null = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}}
@@ -45,13 +47,37 @@ def test_every_suite_run_gets_its_page_in_one_report(tmp_path, monkeypatch):
     site = tmp_path / "reports" / RUN.isoformat()
     assert validation.report == str(site / "index.html")
     pages = sorted(site.glob("validations/**/*.html"))
-    assert len(pages) == 4
-    # validations/<suite name, dots as folders>/<run>/...: each suite of each target once
-    named = {"/".join(p.relative_to(site / "validations").parts[:3]) for p in pages}
-    assert named == {f"marts/{m}/{s}-{i}" for i, m in enumerate(("alpha", "beta")) for s in ("critical", "warning")}
+    assert len(pages) == 2
+    # validations/<relation, dots as folders>/<relation>-<target>/...: each target once, every severity on it
+    named = {"/".join(p.relative_to(site / "validations").parts[:3]): p for p in pages}
+    assert sorted(named) == ["marts/alpha/marts.alpha-0", "marts/beta/marts.beta-1"]
+    beta = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", named["marts/beta/marts.beta-1"].read_text())))
+    assert "values must never be null" in beta and "less than or equal to 2 rows" in beta
     index = (site / "index.html").read_text(encoding="utf-8")
     for page in pages:
         assert str(page.relative_to(site)) in index
+    # The suite each result came from, as the audit table and alerts name it.
+    assert {(r.relation, r.suite) for r in validation.results} == {
+        (m, f"{m}.{s}") for m in ("marts.alpha", "marts.beta") for s in ("critical", "warning")
+    }
+
+
+def test_targets_of_one_relation_each_get_their_own_results(tmp_path, monkeypatch):
+    """Batches of one relation share its suite and validation definition (a DataFrame is a run's batch
+    parameter): each batch's results are its own, whichever came before it."""
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    columns = ("batch_id", "extracted_rows", "accounted_rows", "quarantined_share")
+    rows = [("b1", 10, 10, 0.0), ("b2", 10, 9, 0.5), ("b3", 4, 4, 0.25)]
+    frames = {row[0]: pd.DataFrame([row], columns=columns) for row in rows}
+    validation = validate([Target("audit.load_batches", dataframe=f, batch_id=b) for b, f in frames.items()], RUN)
+    failed = {(r.batch_id, r.expectation) for r in validation.results if not r.success}
+    # By hand: b2 loses a row and quarantines half, b3 quarantines a quarter (the bound is 0.2).
+    assert failed == {
+        ("b2", "expect_column_pair_values_to_be_equal"),
+        ("b2", "expect_column_values_to_be_between"),
+        ("b3", "expect_column_values_to_be_between"),
+    }
+    assert len(validation.results) == 6 and {r.severity for r in validation.results} == {"critical"}
 
 
 def _specs(prefix: str) -> dict[str, dict]:

@@ -184,63 +184,82 @@ class Target:
 
 
 def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None = None) -> Validation:
-    """Run every suite of every target in one ephemeral context; build Data Docs; return the results."""
+    """Run every suite of every target in one ephemeral context; build Data Docs; return the results.
+
+    A relation's suites run as one GX suite, each expectation carrying its severity (GX's own `severity`),
+    and each target is one run of that suite's validation definition, without a Checkpoint (its only
+    action, Data Docs, is built once at the end). DataFrames share one asset and batch definition (the
+    frame is the run's batch parameter); a PostgreSQL query is an asset of its own. Every expectation of
+    every target still gets its result and its Data Docs page; what this saves is GX's bookkeeping,
+    which grew with each asset, suite and checkpoint added (the project config written again each time):
+    a raw gate's validation of nine one-file batches took 1.8 s, now 1.3 s (GX's own work is the rest).
+    """
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     report_dir = reports_dir(run_date)
     ctx = _context(report_dir)
     out = Validation(report=str(report_dir / "index.html"))
-    pandas_source = sql_source = None
+    frames = sql_source = None
+    suites: dict[str, object] = {}  # relation -> its suite, every severity in it
+    definitions: dict[tuple[str, str], object] = {}  # (relation, asset) -> its validation definition
     for i, target in enumerate(targets):
         specs = suites_for(target.relation)
         if not specs:
             continue
         name = f"{target.relation}-{i}"
+        if target.relation not in suites:
+            expectations = [
+                {**e, "severity": severity, "meta": {"notes": f"{severity} ({spec['name']})"}}
+                for severity, spec in specs.items()
+                for e in spec["expectations"]
+            ]
+            suites[target.relation] = ctx.suites.add(
+                gx.ExpectationSuite(name=target.relation, expectations=expectations)
+            )
         if target.dataframe is not None:
-            pandas_source = pandas_source or ctx.data_sources.add_pandas("frames")
-            batch_def = pandas_source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-            batch_parameters = {"dataframe": target.dataframe}
+            if frames is None:
+                frames = ctx.data_sources.add_pandas("frames").add_dataframe_asset("frames")
+                frames = frames.add_batch_definition_whole_dataframe("all")
+            key, batch_def, batch_parameters = (target.relation, "frames"), frames, {"dataframe": target.dataframe}
         else:
             sql_source = sql_source or ctx.data_sources.add_postgres("warehouse", connection_string=warehouse_url)
             batch_def = sql_source.add_query_asset(name, query=target.query).add_batch_definition_whole_table("all")
-            batch_parameters = None
-        for severity, spec in specs.items():
-            suite = ctx.suites.add(gx.ExpectationSuite(name=f"{spec['name']}-{i}", expectations=spec["expectations"]))
-            vd = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{name}-{severity}", data=batch_def, suite=suite)
+            key, batch_parameters = (target.relation, name), None
+        if key not in definitions:
+            definitions[key] = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch_def, suite=suites[target.relation])
             )
-            checkpoint = ctx.checkpoints.add(
-                gx.Checkpoint(
-                    name=f"{name}-{severity}",
-                    validation_definitions=[vd],
-                    result_format=RESULT_FORMAT,
+        # A bound nobody supplied is open (None), e.g. no history to compare row counts with.
+        parameters = {p: None for spec in specs.values() for p in _parameter_names(spec)} | target.parameters
+        result = definitions[key].run(
+            batch_parameters=batch_parameters,
+            expectation_parameters=parameters,
+            result_format=RESULT_FORMAT,
+            run_id=RunIdentifier(run_name=name),  # each target its own page
+        )
+        for r in result.results:
+            cfg = r.expectation_config
+            severity = getattr(cfg.severity, "value", cfg.severity)
+            kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+            raised = (r.exception_info or {}).get("raised_exception", False)
+            observed = _observed(r.result or {})
+            if raised:
+                observed = json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
+            out.results.append(
+                CheckResult(
+                    suite=specs[severity]["name"],
+                    relation=target.label or target.relation,
+                    expectation=cfg.type,
+                    severity=severity,
+                    success=bool(r.success),
+                    observed=observed,
+                    expected=json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
+                    element_count=(r.result or {}).get("element_count"),
+                    unexpected_count=(r.result or {}).get("unexpected_count"),
+                    batch_id=target.batch_id,
                 )
             )
-            # A bound nobody supplied is open (None), e.g. no history to compare row counts with.
-            parameters = {name: None for name in _parameter_names(spec)} | target.parameters
-            run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
-            for vr in run.run_results.values():
-                for r in vr.results:
-                    cfg = r.expectation_config
-                    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
-                    raised = (r.exception_info or {}).get("raised_exception", False)
-                    observed = _observed(r.result or {})
-                    if raised:
-                        observed = json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
-                    out.results.append(
-                        CheckResult(
-                            suite=spec["name"],
-                            relation=target.label or target.relation,
-                            expectation=cfg.type,
-                            severity=severity,
-                            success=bool(r.success),
-                            observed=observed,
-                            expected=json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
-                            element_count=(r.result or {}).get("element_count"),
-                            unexpected_count=(r.result or {}).get("unexpected_count"),
-                            batch_id=target.batch_id,
-                        )
-                    )
     if out.results:
         # Once, from the context's stores: a docs action per checkpoint rebuilt
         # the site (and recompiled its templates) after every suite, 60% of a
