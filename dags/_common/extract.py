@@ -26,11 +26,14 @@ def extract_dag(
     )
     def build():
         @task
-        def prepare(params=None, logical_date=None) -> str:
-            from crm_pipeline.pipeline import prepare_warehouse, resolve_as_of
+        def prepare(params=None, logical_date=None) -> list[str]:
+            """Create what the warehouse lacks; return the entities this run reads from the shop database
+            (none without CRM_SHOP_DB_URL, or in a DAG with no SQL source): `extract_sql` maps over them."""
+            from crm_pipeline.pipeline import prepare_warehouse, resolve_as_of, sql_entities
 
             resolve_as_of(params, logical_date)  # fail early, and clearly, without a date
-            return prepare_warehouse()
+            prepare_warehouse()
+            return sql_entities(entities) if sql_source else []
 
         @task(max_active_tis_per_dag=1)
         def load_files(entity: str, params=None, logical_date=None) -> list[dict]:
@@ -38,7 +41,8 @@ def extract_dag(
 
             return load_entity_files(entity, resolve_as_of(params, logical_date))
 
-        @task(outlets=[asset], multiple_outputs=False)
+        # none_failed: a SQL extract mapped over no entity is skipped, and the gate still runs.
+        @task(outlets=[asset], multiple_outputs=False, trigger_rule="none_failed")
         def check_raw(*groups, params=None, logical_date=None, dag_run=None) -> dict:
             """The quality gate: GX suites on this run's batches; a critical failure holds the batch and fails here.
             Its success emits the source's asset (the transform's trigger): a failed gate emits nothing."""
@@ -78,9 +82,7 @@ def extract_dag(
 
                 return extract_sql_entity(entity, resolve_as_of(params, logical_date))
 
-            sql = extract_sql.expand(entity=entities)
-            ready >> sql
-            groups.append(sql)
+            groups.append(extract_sql.expand(entity=ready))
         if api_source:
 
             @task(max_active_tis_per_dag=1)

@@ -66,6 +66,11 @@ def load_entity_files(entity: str, as_of: dt.date) -> list[dict]:
     return [r.as_dict() for r in results]
 
 
+def sql_entities(entities: list[str]) -> list[str]:
+    """The entities a run extracts from CRM_SHOP_DB_URL: all of them, or none when it is not set."""
+    return list(entities) if settings().source_db_url else []
+
+
 def extract_sql_entity(entity: str, as_of: dt.date) -> dict:
     """Incremental extract from CRM_SHOP_DB_URL; a 'skipped' note when no source database is configured."""
     cfg = settings()

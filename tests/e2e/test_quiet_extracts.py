@@ -262,3 +262,49 @@ def test_quiet_days_change_and_quiet_days_lose_nothing(source_url, warehouse_pai
     if build:
         # c1: o1, o2; c2: o6 (o3 deleted); c3: o5 (o4 deleted): frequencies 2, 1, 1.
         assert rfm == {2: 1, 1: 2}, rfm
+
+
+def test_the_shop_dag_maps_its_sql_extract_over_every_entity_only_with_a_shop_database(tmp_path, airflow_db):
+    """Through Airflow (`make run --dags crm_extract_shop`): with CRM_SHOP_DB_URL, `extract_sql` runs once
+    per shop entity and the gate checks what it loaded; without it, `extract_sql` maps over nothing, is
+    skipped without running, and the gate still runs (the DAG succeeds)."""
+    import sqlite3
+
+    from e2e.helpers import pipeline_env, run_main
+
+    source = f"sqlite:///{tmp_path}/shop.sqlite"
+    create_source(source, "sqlite")
+    write_state(source, state(0))
+    tis = {}
+    for tag, shop_db in (("with", source), ("without", None)):
+        landing = tmp_path / f"landing_{tag}"
+        landing.mkdir()
+        env = pipeline_env(
+            {"landing": landing, "url": f"duckdb:///{tmp_path}/{tag}.duckdb", "tmp": tmp_path}, airflow_db
+        )
+        env.pop("CRM_SHOP_DB_URL", None)
+        if shop_db:
+            env["CRM_SHOP_DB_URL"] = shop_db
+        (landing / "orders").mkdir()  # not empty: `make run` would generate a sample community
+        (landing / "orders" / "none.csv").write_text("order_id,customer_id,ordered_at,status,total_amount\n")
+        proc = run_main(env, DAYS[0], ["--dags", "crm_extract_shop"])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        with sqlite3.connect(airflow_db / "airflow.db") as meta:
+            run_id = meta.execute(
+                "select run_id from dag_run where dag_id = 'crm_extract_shop' order by id desc limit 1"
+            ).fetchone()[0]
+            tis[tag] = sorted(
+                meta.execute(
+                    "select task_id, map_index, state from task_instance where dag_id = 'crm_extract_shop' "
+                    "and run_id = ? and task_id in ('extract_sql', 'check_raw')",
+                    (run_id,),
+                ).fetchall()
+            )
+        with Warehouse.from_url(env["CRM_WAREHOUSE_URL"]) as wh:
+            gated = wh.fetchall("select entity, quality_status from audit.load_batches where source like 'sql:%'")
+        if shop_db:  # the five tables of state(0), each a batch the gate checked and let through
+            assert sorted(e for e, status in gated if status in ("passed", "warned")) == sorted(SHOP_ENTITIES), gated
+        else:
+            assert gated == []
+    assert tis["with"] == [("check_raw", -1, "success")] + [("extract_sql", i, "success") for i in range(5)]
+    assert tis["without"] == [("check_raw", -1, "success"), ("extract_sql", -1, "skipped")]
