@@ -62,7 +62,9 @@ def warm_up() -> None:
     import psycopg2  # noqa: F401
     import pyarrow  # noqa: F401
     from airflow.dag_processing.dagbag import DagBag  # noqa: F401
+    from airflow.models import import_all_models
     from airflow.sdk.execution_time import supervisor, task_runner  # noqa: F401
+    from sqlalchemy.orm import configure_mappers
 
     import crm_pipeline.alerts
     import crm_pipeline.pipeline
@@ -77,6 +79,9 @@ def warm_up() -> None:
     import crm_pipeline.transform.incremental
     import crm_pipeline.value.score  # noqa: F401
 
+    # The ORM's mappers, configured on a process's first query: once here, not in every run (no database).
+    import_all_models()
+    configure_mappers()
     app = supervisor.in_process_api_server().app  # the app only: its event loop thread starts in each run
     if not getattr(app, "_cadwyn_initialized", True):
         app._cadwyn_initialize()  # the versioned routers, else built on the first request of every run
