@@ -81,10 +81,13 @@ repeats as (
 
 ),
 
-searched as (
+searched as materialized (
 
     {#- What keywords are looked for in: the lower-cased text and cues, and
-        the same as ASCII words between single spaces (for whole-word matches). -#}
+        the same as ASCII words between single spaces (for whole-word matches).
+        Materialised: inlined, PostgreSQL computed both (a lower() and a
+        regexp_replace of the whole text) again for every keyword rule a
+        negative was tested against. -#}
     select
         feedback_source,
         source_record_id,
@@ -98,9 +101,8 @@ searched as (
 
 keywords as materialized (
 
-    {#- Each keyword rule lower-cased once: in the join below, lower() ran for
-        every negative with every rule, twice (PostgreSQL does not hoist it),
-        and cost more than the search itself. -#}
+    {#- Each keyword rule lower-cased once, not for every negative it is
+        tested against. -#}
     select
         rule,
         severity,
