@@ -112,6 +112,39 @@ where product_link is distinct from 'order'
 {%- endif -%}
 {%- endmacro %}
 
+{#- Incremental int_feedback__keyword_hits, before the build matches what is
+    missing: delete the rows of every touchpoint that is no longer negative
+    (or no longer there), or whose text or cues changed (another
+    feedback_hash). A plain not exists: an anti-join on both engines. -#}
+{#- Incremental int_feedback__keyword_hits: the touchpoint (`alias`) has no
+    rows in the table yet (always true on a full refresh). -#}
+{% macro keyword_hits_not_built(alias) -%}
+    {%- if is_incremental() -%}
+        not exists (
+            select 1 from {{ this }} as built
+            where built.feedback_source = {{ alias }}.feedback_source and built.source_record_id = {{ alias }}.source_record_id
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro keyword_hits_delete_stale() -%}
+{%- if is_incremental() -%}
+delete from {{ this }} as built
+where not exists (
+    select 1 from {{ ref('int_feedback__touchpoints') }} as touchpoints
+    where
+        touchpoints.is_negative
+        and touchpoints.feedback_source = built.feedback_source
+        and touchpoints.source_record_id = built.source_record_id
+        and touchpoints.feedback_hash = built.feedback_hash
+)
+{%- else -%}
+    select 1
+{%- endif -%}
+{%- endmacro %}
+
 {#- Whether the catalogue differs from the one the last build matched texts
     against (int_feedback__catalogue, built after the touchpoints). -#}
 {% macro feedback_catalogue_changed() -%}

@@ -9,8 +9,9 @@ table must have the same content in A and B (count and order-independent
 digest). The days carry what makes incremental processing hard: updated
 records, late records (one older than the version already chosen), soft
 deletions, recalls (one before its message arrives), a reply before its
-parent post, versions stamped for a later day, and a deletion request, which
-hard-deletes raw rows and must turn the next build into a full refresh.
+parent post, versions stamped for a later day, a complaint edited out of and
+back into a safety keyword, and a deletion request, which hard-deletes raw
+rows and must turn the next build into a full refresh.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ STAGING = [
     "stg_scoring__text_scores",
     "stg_events__attendance",
 ]
-INTERMEDIATE = ["int_feedback__touchpoints", "int_feedback__catalogue", "int_engagement__activities_by_account"]
+INTERMEDIATE = [
+    "int_feedback__touchpoints",
+    "int_feedback__catalogue",
+    "int_feedback__keyword_hits",
+    "int_engagement__activities_by_account",
+]
 # When a row was built or scored differs between two warehouses built at different times.
 NOT_CONTENT = {"_built_at", "scored_at"}
 NEW_PRODUCT = "极光手表 Z9"
@@ -88,6 +94,17 @@ def write_day(landing: Path, k: int) -> None:
                 "reply_to_post_id": "", "post_number": "1", "reply_to_post_number": "", "is_deleted": "false",
                 "content": f"{NEW_PRODUCT} 什么时候上市"}  # fmt: skip
         _write(landing, "forum_posts", f"catalogue_{day}", [post])
+    if k in (2, 3, 5):  # a complaint about fire, edited into one without (day 3) and back (day 5)
+        text = {2: "充电器充电时起火了，太可怕了，质量太差", 3: "充电器坏了，质量太差，很失望",
+                5: "充电器又起火了，太可怕了，质量太差"}[k]  # fmt: skip
+        template = min(posts, key=lambda p: p["post_id"])  # the same author every day, not staff
+        author = next(u["user_id"] for u in sorted(_records(landing, "forum_users"), key=lambda u: u["user_id"])
+                      if not any(w in u.get("username", "") for w in ("admin", "moderator", "system"))
+                      and u["user_id"] != _merging_user(landing)["user_id"])  # fmt: skip
+        post = {**template, "user_id": author, "post_id": "XFIRE", "topic_id": "XFT", "created_at": _ts(DAYS[2], 6),
+                "updated_at": "" if k == 2 else _ts(day, 6), "reply_to_post_id": "", "post_number": "1",
+                "reply_to_post_number": "", "is_deleted": "false", "content": text}  # fmt: skip
+        _write(landing, "forum_posts", f"fire_{day}", [post])
     if k == 3:  # the product enters the catalogue
         items = _records(landing, "order_items")
         _write(landing, "order_items", f"new_product_{day}",
@@ -214,6 +231,9 @@ def _feedback_facts(url: str, landing: Path) -> dict:
             "customer_person": wh.fetchone(
                 person_in.format("intermediate.int_identity__resolved"), (f"1customer:{customer}",)
             )[0],
+            "xfire_safety": wh.fetchall(
+                f"select is_safety from {BUILD_SCHEMA}.fct_negative_feedback where source_record_id = 'XFIRE'"
+            ),
             "xre1_received": wh.fetchone(
                 "select count(*) from intermediate.int_engagement__activities_unioned "
                 "where activity_id = 'XRE1' and activity_type = 'reply_received'"
@@ -252,7 +272,7 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
         score = k != 1  # day 1's texts are scored on day 2
         incremental = run_day(monkeypatch, envs[0], day, full_refresh=False, score=score)
         run_day(monkeypatch, envs[1], day, full_refresh=True, score=score)
-        seen.append(_feedback_facts(warehouses[0], landing) if k in (1, 2, 3) else None)
+        seen.append(_feedback_facts(warehouses[0], landing) if k in (1, 2, 3, 5) else None)
         modes.append((day, incremental["full_refresh"], incremental["reason"]))
         a, b = contents(warehouses[0]), contents(warehouses[1])
         differ = {name: (a[name], b[name]) for name in a if a[name] != b[name]}
@@ -281,6 +301,8 @@ def test_five_incremental_days_equal_full_refreshes(warehouses, tmp_path, monkey
     assert seen[1]["user_person"] != seen[1]["customer_person"], seen
     assert seen[2]["user_person"] == seen[2]["customer_person"], seen
     assert seen[1]["xre1_received"] == 1 and seen[2]["xre1_received"] == 0, seen
+    # A text's keyword rules follow its edits on incremental days (int_feedback__keyword_hits).
+    assert [seen[k]["xfire_safety"] for k in (2, 3, 5)] == [[(True,)], [(False,)], [(True,)]], seen
 
     # The hard cases reached the marts' inputs as they should (so the equality above is not vacuous).
     with Warehouse.from_url(warehouses[0]) as wh:

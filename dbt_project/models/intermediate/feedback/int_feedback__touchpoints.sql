@@ -249,6 +249,9 @@ final as (
         coalesce(known_product_id, mentioned_product_id) as product_id,
         -- attributes
         case when is_negative then feedback_text end as feedback_text,
+        case
+            when is_negative then md5(coalesce(feedback_text, '') || ' ' || coalesce(cues, ''))
+        end as feedback_hash,
         rating,
         language,
         classifier_version,

@@ -2,11 +2,9 @@
     channel: forum posts, chat messages, reviews (rated
     var('negative_rating_max') or lower, or negative text) and refund
     reasons. Severity from the severity_rules seed (the highest matching
-    rule; low when none), with the rules that fired. A keyword is matched
-    in the text and the classifier's cues: an English one as whole words
-    ("fire" is not in "firefox"), a Chinese one as a whole term (it occurs
-    more often than inside the longer words of seed
-    severity_term_exceptions: 着火 in 挨着火车站 is no fire). No text, name
+    rule; low when none), with the rules that fired. Keyword rules are
+    matched in the text and the classifier's cues by
+    int_feedback__keyword_hits (whole words, whole terms). No text, name
     or contact detail: the cues that fired explain the verdict. is_safety:
     the seed's rule named safety fired (crm_pipeline.text.safety is the same
     rule in Python, for make eval-text). -#}
@@ -33,12 +31,6 @@ rules as (
 persons as (
 
     select * from {{ ref('int_identity__persons') }}
-
-),
-
-exceptions as (
-
-    select * from {{ ref('severity_term_exceptions') }}
 
 ),
 
@@ -81,79 +73,17 @@ repeats as (
 
 ),
 
-searched as materialized (
-
-    {#- What keywords are looked for in: the lower-cased text and cues, and
-        the same as ASCII words between single spaces (for whole-word matches).
-        Materialised: inlined, PostgreSQL computed both (a lower() and a
-        regexp_replace of the whole text) again for every keyword rule a
-        negative was tested against. -#}
-    select
-        feedback_source,
-        source_record_id,
-        lower(coalesce(feedback_text, '')) || ' ' || lower(coalesce(cues, '')) as haystack,
-        ' ' || regexp_replace(
-            lower(coalesce(feedback_text, '') || ' ' || coalesce(cues, '')), '[^a-z0-9]+', ' ', 'g'
-        ) || ' ' as words
-    from negatives
-
-),
-
-keywords as materialized (
-
-    {#- Each keyword rule lower-cased once, not for every negative it is
-        tested against. -#}
-    select
-        rule,
-        severity,
-        lower(value) as keyword,
-        lower(value) = regexp_replace(lower(value), '[^a-z0-9 ]', '', 'g') as is_whole_word
-    from rules
-    where kind = 'keyword'
-
-),
-
-keyword_candidates as (
-
-    {#- A keyword rule can fire only where its keyword occurs at all (a whole
-        word is in the words, any other match is in the haystack): pairs
-        found by strpos first, so the exact test below, with its exceptions,
-        reads a few pairs, not every negative with every rule (M: 27.7 s ->
-        3.7 s for this model, the same rows). -#}
-    select
-        searched.feedback_source,
-        searched.source_record_id,
-        searched.haystack,
-        searched.words,
-        keywords.rule,
-        keywords.severity,
-        keywords.keyword,
-        keywords.is_whole_word
-    from searched
-    inner join keywords
-        on strpos(searched.haystack, keywords.keyword) > 0 or strpos(searched.words, keywords.keyword) > 0
-
-),
-
 keyword_hits as (
 
+    {#- The keyword rules matched in each negative's text and cues
+        (int_feedback__keyword_hits keeps them from day to day). -#}
     select
         feedback_source,
         source_record_id,
         rule,
         severity
-    from keyword_candidates
-    where
-        case
-            when is_whole_word
-                then strpos(words, ' ' || keyword || ' ') > 0
-            else
-                {{ occurrences('haystack', 'keyword') }} > coalesce((
-                    select sum({{ occurrences('keyword_candidates.haystack', 'lower(exceptions.within)') }})
-                    from exceptions
-                    where lower(exceptions.term) = keyword_candidates.keyword
-                ), 0)
-        end
+    from {{ ref('int_feedback__keyword_hits') }}
+    where rule is not null
 
 ),
 
