@@ -80,6 +80,9 @@ def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
     return f"{column} in ({', '.join(['%s'] * len(values))})", values
 
 
+KEYWORD_HITS = "intermediate.int_feedback__keyword_hits"
+
+
 def _delete(
     wh: Warehouse, table: str, column: str, values: list[str], counts: dict, source: tuple[str, str] | None = None
 ) -> None:
@@ -224,6 +227,16 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
         | {account_node("forum", u) for u in ids["forum"]}
         | {account_node("chat", w) for w in ids["chat"]}
     )
+    # Their texts' keyword hits (rows per touchpoint, with the md5 of its text): found by their touchpoints.
+    if nodes and wh.table_exists("intermediate", "int_feedback__touchpoints", base_only=True):
+        clause, params = _in("account_node", nodes)
+        theirs: dict[str, set[str]] = {}
+        for source, record in wh.fetchall(
+            f"select feedback_source, source_record_id from intermediate.int_feedback__touchpoints where {clause}", params
+        ):
+            theirs.setdefault(source, set()).add(record)
+        for source, records in sorted(theirs.items()):
+            _delete(wh, KEYWORD_HITS, "source_record_id", sorted(records), counts, ("feedback_source", source))
     _delete(wh, "intermediate.int_feedback__touchpoints", "account_node", nodes, counts)
     for column in ("account_node", "counterpart_node"):
         _delete(wh, "intermediate.int_engagement__activities_by_account", column, nodes, counts)

@@ -81,10 +81,21 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
         # What the incremental intermediate tables hold between builds (a full refresh rebuilds them later).
         wh.execute("create schema if not exists intermediate")
         wh.execute(
-            "create table intermediate.int_feedback__touchpoints (source_record_id varchar, account_node varchar)"
+            "create table intermediate.int_feedback__touchpoints "
+            "(feedback_source varchar, source_record_id varchar, account_node varchar)"
         )
         wh.execute(
-            "insert into intermediate.int_feedback__touchpoints values ('V1', '1customer:C1'), ('V2', '1customer:C2')"
+            "insert into intermediate.int_feedback__touchpoints values "
+            "('review', 'V1', '1customer:C1'), ('review', 'V2', '1customer:C2')"
+        )
+        # Keyword hits per touchpoint (ids are unique within a source: a forum post V1 is someone else's).
+        wh.execute(
+            "create table intermediate.int_feedback__keyword_hits "
+            "(feedback_source varchar, source_record_id varchar, feedback_hash varchar, rule varchar)"
+        )
+        wh.execute(
+            "insert into intermediate.int_feedback__keyword_hits values ('review', 'V1', 'h1', 'safety'), "
+            "('review', 'V1', 'h1', 'other'), ('review', 'V2', 'h2', null), ('forum', 'V1', 'h3', null)"
         )
         wh.execute(
             "create table intermediate.int_engagement__activities_by_account "
@@ -108,6 +119,10 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
             for t in ("int_feedback__touchpoints", "int_engagement__activities_by_account")
         }
         assert left == {"int_feedback__touchpoints": ["V2"], "int_engagement__activities_by_account": ["P3"]}
+        hits_left = wh.fetchall(
+            "select feedback_source, source_record_id from intermediate.int_feedback__keyword_hits order by 1, 2"
+        )
+        assert hits_left == [("forum", "V1"), ("review", "V2")]
         scores_left = {
             t: sorted(wh.fetchall(f"select * from {t}"))
             for t in ("scoring.text_scores", "staging.stg_scoring__text_scores")
@@ -127,6 +142,7 @@ def test_requests_erase_refuse_or_miss_and_the_erased_stay_out_after_a_secret_ro
                     "staging.stg_scoring__text_scores": 1,
                     "scoring.customer_value": 1,
                     "intermediate.int_feedback__touchpoints": 1,
+                    "intermediate.int_feedback__keyword_hits": 2,
                     "intermediate.int_engagement__activities_by_account": 2,
                 },
             ),
