@@ -4,9 +4,10 @@ fct_negative_feedback flags a negative piece of feedback `is_safety` when a
 keyword of the severity_rules seed's rule `safety` is in its text or its cues:
 an English keyword (ASCII letters, digits and spaces) as whole words, a Chinese
 one as a whole term (it occurs more often than inside the longer words seed
-severity_term_exceptions lists for it). The mart does this in SQL; this is the
-same rule, read from the same seeds, so the evaluation measures what the mart
-flags. tests/plugins/text/test_safety.py holds it to the mart's dbt unit test.
+severity_term_exceptions lists for it). The warehouse does this in SQL
+(int_feedback__keyword_hits); this is the same rule, read from the same seeds,
+so the evaluation measures what the mart flags. tests/plugins/text/test_safety.py
+holds it to that model's dbt unit test.
 """
 
 from __future__ import annotations

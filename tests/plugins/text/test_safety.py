@@ -1,4 +1,5 @@
-"""The safety flag: fct_negative_feedback's keyword rule, and its Python twin that `make eval-text` measures."""
+"""The safety flag: the keyword rule fct_negative_feedback takes from int_feedback__keyword_hits, and its
+Python twin that `make eval-text` measures."""
 
 from __future__ import annotations
 
@@ -10,24 +11,27 @@ from crm_pipeline.text.safety import KeywordRule
 
 
 def _unit_test(name: str) -> dict:
-    doc = yaml.safe_load((REPO / "dbt_project" / "models" / "marts" / "crm" / "_crm__models.yml").read_text())
-    return next(t for t in doc["unit_tests"] if t["name"] == name)
+    path = REPO / "dbt_project" / "models" / "intermediate" / "feedback" / "_feedback__models.yml"
+    return next(t for t in yaml.safe_load(path.read_text())["unit_tests"] if t["name"] == name)
 
 
-def test_the_python_rule_flags_what_the_marts_unit_test_expects():
-    """The mart's dbt unit test (run by test_dbt_unit.py) pins the SQL; the same given rows through the
-    Python twin must give the same is_safety on every negative, so the evaluation measures the mart's rule."""
-    case = _unit_test("negative_feedback_severity_rules")
+def test_the_python_rule_flags_what_the_keyword_models_unit_test_expects():
+    """The keyword model's dbt unit test (run by test_dbt_unit.py) pins the SQL the mart's is_safety comes
+    from; the same given rows through the Python twin must flag the same negatives, so the evaluation
+    measures the mart's rule."""
+    case = _unit_test("keyword_hits_whole_words_terms_and_exceptions")
     given = {g["input"]: g["rows"] for g in case["given"]}
     rule = KeywordRule.from_rows(given["ref('severity_rules')"], given["ref('severity_term_exceptions')"])
-    expected = {r["feedback_id"]: r["is_safety"] for r in case["expect"]["rows"]}
+    expected = {
+        f"{r['feedback_source']}:{r['source_record_id']}": r["rule"] == "safety" for r in case["expect"]["rows"]
+    }
     got = {
         f"{t['feedback_source']}:{t['source_record_id']}": bool(rule.hits(t.get("feedback_text"), t.get("cues")))
         for t in given["ref('int_feedback__touchpoints')"]
         if t["is_negative"]
     }
     assert got == expected
-    assert sum(expected.values()) == 6  # the case holds flags to get right, not only their absence
+    assert sum(expected.values()) == 7  # the case holds flags to get right, not only their absence
 
 
 @pytest.mark.parametrize(
