@@ -231,9 +231,8 @@ def _erase(wh: Warehouse, ids: dict[str, set[str]], persons: set[str], secret: s
     if nodes and wh.table_exists("intermediate", "int_feedback__touchpoints", base_only=True):
         clause, params = _in("account_node", nodes)
         theirs: dict[str, set[str]] = {}
-        for source, record in wh.fetchall(
-            f"select feedback_source, source_record_id from intermediate.int_feedback__touchpoints where {clause}", params
-        ):
+        touchpoints = "select feedback_source, source_record_id from intermediate.int_feedback__touchpoints"
+        for source, record in wh.fetchall(f"{touchpoints} where {clause}", params):
             theirs.setdefault(source, set()).add(record)
         for source, records in sorted(theirs.items()):
             _delete(wh, KEYWORD_HITS, "source_record_id", sorted(records), counts, ("feedback_source", source))
