@@ -1,5 +1,5 @@
 {#- Every exception word holds its keyword exactly once (the count in
-    fct_negative_feedback relies on it) and the keyword is a safety rule. -#}
+    int_feedback__keyword_hits relies on it) and the keyword is a safety rule. -#}
 select
     exceptions.term,
     exceptions.within
