@@ -112,10 +112,6 @@ where product_link is distinct from 'order'
 {%- endif -%}
 {%- endmacro %}
 
-{#- Incremental int_feedback__keyword_hits, before the build matches what is
-    missing: delete the rows of every touchpoint that is no longer negative
-    (or no longer there), or whose text or cues changed (another
-    feedback_hash). A plain not exists: an anti-join on both engines. -#}
 {#- Incremental int_feedback__keyword_hits: the touchpoint (`alias`) has no
     rows in the table yet (always true on a full refresh). -#}
 {% macro keyword_hits_not_built(alias) -%}
@@ -129,6 +125,10 @@ where product_link is distinct from 'order'
     {%- endif -%}
 {%- endmacro %}
 
+{#- Incremental int_feedback__keyword_hits, before the build matches what is
+    missing: delete the rows of every touchpoint that is no longer negative
+    (or no longer there), or whose text or cues changed (another
+    feedback_hash). A plain not exists: an anti-join on both engines. -#}
 {% macro keyword_hits_delete_stale() -%}
 {%- if is_incremental() -%}
 delete from {{ this }} as built
