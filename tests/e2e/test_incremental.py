@@ -98,9 +98,10 @@ def write_day(landing: Path, k: int) -> None:
         text = {2: "充电器充电时起火了，太可怕了，质量太差", 3: "充电器坏了，质量太差，很失望",
                 5: "充电器又起火了，太可怕了，质量太差"}[k]  # fmt: skip
         template = min(posts, key=lambda p: p["post_id"])  # the same author every day, not staff
+        merging = _merging_user(landing)["user_id"]  # read once, not for every user tried
         author = next(u["user_id"] for u in sorted(_records(landing, "forum_users"), key=lambda u: u["user_id"])
                       if not any(w in u.get("username", "") for w in ("admin", "moderator", "system"))
-                      and u["user_id"] != _merging_user(landing)["user_id"])  # fmt: skip
+                      and u["user_id"] != merging)  # fmt: skip
         post = {**template, "user_id": author, "post_id": "XFIRE", "topic_id": "XFT", "created_at": _ts(DAYS[2], 6),
                 "updated_at": "" if k == 2 else _ts(day, 6), "reply_to_post_id": "", "post_number": "1",
                 "reply_to_post_number": "", "is_deleted": "false", "content": text}  # fmt: skip
