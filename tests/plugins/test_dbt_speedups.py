@@ -2,7 +2,8 @@
 
 Each test runs with the replacements in place (`speedups`) and, where it says what is
 saved, fails with dbt as it comes: an event parsed when made, a debug event fired and
-formatted for a log that drops it, a type tester for an empty table.
+formatted for a log that drops it, a type tester for an empty table, a template compiled
+by every environment dbt makes.
 """
 
 from __future__ import annotations
@@ -134,19 +135,112 @@ def test_an_empty_table_needs_no_type_tester(speedups, monkeypatch):
     assert testers == []
 
 
+@pytest.fixture
+def kept_templates(tmp_path, monkeypatch):
+    """The replacements applied afresh (an empty in-process cache) with their disk cache in tmp_path;
+    yields a counter of the templates jinja parsed, that is compiled."""
+    from dbt_common.clients import jinja as dbt_jinja
+    from jinja2 import FileSystemBytecodeCache
+
+    was = dbt_speedups.applied()
+    dbt_speedups.undo()
+    monkeypatch.setattr(
+        dbt_speedups, "_code_cache", lambda: FileSystemBytecodeCache(str(tmp_path), dbt_speedups.CODE_CACHE_PATTERN)
+    )
+    parsed = []
+    parse = dbt_jinja.MacroFuzzEnvironment._parse
+    monkeypatch.setattr(
+        dbt_jinja.MacroFuzzEnvironment, "_parse", lambda self, *a: parsed.append(a[0]) or parse(self, *a)
+    )
+    assert dbt_speedups.apply()
+    yield parsed
+    dbt_speedups.undo()
+    monkeypatch.undo()
+    if was:
+        dbt_speedups.apply()
+
+
+def _render(source: str, native: bool = False, **ctx):
+    """As dbt renders a model: a new environment for each template (get_template)."""
+    from dbt_common.clients.jinja import get_template
+
+    return get_template(source, {}, native=native).render(ctx)
+
+
+def _call(source: str, macro: str, *args):
+    """As dbt calls a macro: the template's module, the macro under dbt's prefix."""
+    from dbt_common.clients.jinja import get_template
+
+    return getattr(get_template(source, {}).module, f"dbt_macro__{macro}")(*args)
+
+
+MACRO = "{% macro greet(who) %}hello {{ who | upper }} {{ 6 * 7 }}{% endmacro %}"
+
+
+def test_a_template_is_compiled_once_per_process_and_once_on_disk(kept_templates, tmp_path):
+    assert _call(MACRO, "greet", "a") == "hello A 42"
+    assert _call(MACRO, "greet", "b") == "hello B 42"  # a new environment, the same code
+    assert kept_templates == [MACRO]
+    assert len(list(tmp_path.glob("__crm_dbt_jinja_*.cache"))) == 1
+    # Another process: nothing in memory, the disk's code.
+    dbt_speedups.undo()
+    assert dbt_speedups.apply()
+    assert _call(MACRO, "greet", "c") == "hello C 42"
+    assert kept_templates == [MACRO]
+    # A changed source is compiled.
+    assert _call(MACRO.replace("hello", "hi"), "greet", "d") == "hi D 42"
+    assert kept_templates == [MACRO, MACRO.replace("hello", "hi")]
+
+
+def test_a_native_template_is_not_given_the_text_templates_code(kept_templates):
+    """dbt renders some templates as Python values (its native environment): same source, other code."""
+    number, listed = "{{ '7' | as_number }}", "{{ [1, 2] | as_native }}"
+    assert _render(number) == "7"
+    assert _render(number, native=True) == 7
+    assert _render(listed, native=True) == [1, 2]
+    assert _render(listed) == "[1, 2]"
+    assert (_render(number), _render(number, native=True)) == ("7", 7)
+    assert kept_templates == [number, number, listed, listed]
+
+
+def test_a_file_of_another_source_or_jinja_is_not_run(kept_templates, tmp_path):
+    _call(MACRO, "greet", "a")
+    (cached,) = tmp_path.glob("__crm_dbt_jinja_*.cache")
+    data = cached.read_bytes()
+    cached.write_bytes(data.replace(b"j2", b"j1", 1))  # another jinja's magic
+    dbt_speedups.undo()
+    assert dbt_speedups.apply()
+    assert _call(MACRO, "greet", "b") == "hello B 42"
+    assert kept_templates == [MACRO, MACRO]
+    assert cached.read_bytes() == data  # written again by this jinja
+
+
+def test_a_syntax_error_is_dbts_and_macro_debugging_compiles_every_time(kept_templates, monkeypatch):
+    from dbt_common.clients import jinja as dbt_jinja
+    from dbt_common.exceptions import CompilationError
+
+    with pytest.raises(CompilationError, match="Unexpected end of template"):
+        _render("{% if true %}never closed")
+    monkeypatch.setattr(dbt_jinja, "MACRO_DEBUGGING", "1")
+    assert _call(MACRO, "greet", "a") == _call(MACRO, "greet", "a") == "hello A 42"
+    assert kept_templates[1:] == [MACRO, MACRO]
+
+
 def test_other_versions_get_dbt_as_it_comes(monkeypatch):
     from dbt_common.clients import agate_helper
+    from dbt_common.clients.jinja import MacroFuzzEnvironment
     from dbt_common.events.event_manager import EventManager
 
     was = dbt_speedups.applied()
     dbt_speedups.undo()
-    original = (EventManager.fire_event, agate_helper.empty_table)
+    assert "compile" not in vars(MacroFuzzEnvironment)  # jinja's own, inherited, after undo
+    original = (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile)
     try:
         assert dbt_speedups.versions_checked()  # the lock's versions: what the suite runs with
         for other in ({"dbt-common": "0.0.1"}, {"agate": "1.9.1", "no-such-package-here": "1.0"}):
             monkeypatch.setattr(dbt_speedups, "CHECKED", other)
             assert not dbt_speedups.apply()
-            assert (EventManager.fire_event, agate_helper.empty_table) == original
+            assert (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile) == original
             assert "pb_msg" in _sql_query().__dict__  # parsed when made, as dbt does
     finally:
         monkeypatch.undo()
