@@ -226,6 +226,36 @@ def test_a_syntax_error_is_dbts_and_macro_debugging_compiles_every_time(kept_tem
     assert kept_templates[1:] == [MACRO, MACRO]
 
 
+def _flag_source(flag: dict) -> str:
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    return BehaviorFlagRendered(flag, {})._behavior_change_event.flag_source
+
+
+def test_a_behaviour_flag_names_the_module_that_made_it_without_reading_the_stacks_sources(monkeypatch):
+    import inspect
+
+    flag = {"name": "some_flag", "default": False, "description": "d"}
+    module_less = {"__name__": "no_module_of_that_name", "source": _flag_source, "flag": flag}
+    was = dbt_speedups.applied()
+    dbt_speedups.undo()
+    try:
+        as_dbt = (_flag_source(flag), eval("source(flag)", module_less), _flag_source({**flag, "source": "given"}))
+        assert as_dbt == (__name__, __name__, "given")  # a frame of no module is passed over
+        assert dbt_speedups.apply()
+        stacks = []
+        monkeypatch.setattr(inspect, "stack", lambda *a: stacks.append(1) or [])
+        assert (_flag_source(flag), eval("source(flag)", module_less), _flag_source({**flag, "source": "given"})) == (
+            as_dbt
+        )
+        assert stacks == []
+    finally:
+        monkeypatch.undo()
+        dbt_speedups.undo()
+        if was:
+            dbt_speedups.apply()
+
+
 def test_other_versions_get_dbt_as_it_comes(monkeypatch):
     from dbt_common.clients import agate_helper
     from dbt_common.clients.jinja import MacroFuzzEnvironment
