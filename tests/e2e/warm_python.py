@@ -105,6 +105,12 @@ def warm_up() -> None:
         TestResultData,
     ):
         contract.json_schema()
+    # The classifier's models (package files, read once per process and kept: 0.1 s of a core per run);
+    # not its lexicon, whose file is a setting.
+    from crm_pipeline.text import classifier
+
+    classifier._models()
+    classifier._category_models()
     if threading.active_count() != 1:  # a fork copies only the calling thread: nothing may run beside it
         raise SystemExit(f"warm_python: threads started while warming up: {threading.enumerate()}")
     # What is imported lives as long as a run: out of the collector's sight, so a run's collections
