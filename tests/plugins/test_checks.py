@@ -80,6 +80,40 @@ def test_targets_of_one_relation_each_get_their_own_results(tmp_path, monkeypatc
     assert len(validation.results) == 6 and {r.severity for r in validation.results} == {"critical"}
 
 
+def test_a_validation_counts_failing_rows_without_finding_them(tmp_path, monkeypatch):
+    """Counts and percentages as worked out by hand; which rows failed is never computed (nothing keeps it)."""
+    from great_expectations.execution_engine.execution_engine import ExecutionEngine
+
+    computed: list[str] = []
+    resolve = ExecutionEngine.resolve_metrics
+
+    def resolve_metrics(self, metrics_to_resolve, *args, **kwargs):
+        metrics_to_resolve = list(metrics_to_resolve)
+        computed.extend(m.metric_name for m in metrics_to_resolve)
+        return resolve(self, metrics_to_resolve, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionEngine, "resolve_metrics", resolve_metrics)
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    frame = pd.DataFrame({"order_id": ["o1", None, "o3", "o4", None], "status": ["paid", "paid", "lost", None, "x"]})
+    validation = validate([Target("raw.orders", dataframe=frame, batch_id="b1", parameters={})], RUN)
+    got = {
+        (r.expectation, json.loads(r.expected).get("column")): (r.success, r.element_count, r.unexpected_count)
+        for r in validation.results
+        if r.expectation in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set")
+    }
+    # By hand: two order ids missing of five; status: "lost" and "x" not in the set, the null not counted.
+    assert got[("expect_column_values_to_not_be_null", "order_id")] == (False, 5, 2)
+    assert got[("expect_column_values_to_be_in_set", "status")] == (False, 5, 2)
+    observed = {
+        json.loads(r.expected).get("column"): json.loads(r.observed)
+        for r in validation.results
+        if r.expectation == "expect_column_values_to_be_in_set"
+    }
+    assert observed["status"] == {"unexpected_percent": 50.0, "missing_count": 1}
+    assert "column_values.nonnull.unexpected_count" in computed
+    assert [m for m in computed if m.endswith(("unexpected_index_list", "unexpected_index_query"))] == []
+
+
 def _specs(prefix: str) -> dict[str, dict]:
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in checks.EXPECTATIONS_DIR.glob(f"{prefix}*.json")}
 

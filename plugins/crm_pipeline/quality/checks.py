@@ -32,7 +32,10 @@ from crm_pipeline.quality.raw_suites import raw_suite
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("critical", "warning")
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+# BASIC: each expectation's counts and percentages, no failing value (partial_unexpected_count 0). SUMMARY
+# would also work out every failing row's index and a query to find them (0.3 s of a run of the sample,
+# more queries on PostgreSQL), which nothing here keeps.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
 
 
 @dataclass
