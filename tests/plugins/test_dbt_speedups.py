@@ -203,6 +203,22 @@ def test_a_native_template_is_not_given_the_text_templates_code(kept_templates):
     assert kept_templates == [number, number, listed, listed]
 
 
+def test_a_filter_that_takes_the_context_gets_code_that_passes_it(kept_templates):
+    """jinja compiles a call to a filter by what the filter is passed: environments with the same source and
+    a filter of the same name, one taking the context, get each their own code."""
+    from dbt_common.clients.jinja import MacroFuzzEnvironment
+    from jinja2 import pass_context
+
+    plain, with_context = MacroFuzzEnvironment(), MacroFuzzEnvironment()
+    plain.filters["tag"] = lambda value: f"plain {value}"
+    with_context.filters["tag"] = pass_context(lambda context, value: f"{context['who']} {value}")
+    source = "{{ 1 | tag }}"
+    assert plain.from_string(source).render({"who": "ctx"}) == "plain 1"
+    assert with_context.from_string(source).render({"who": "ctx"}) == "ctx 1"
+    assert plain.from_string(source).render({"who": "ctx"}) == "plain 1"
+    assert kept_templates == [source, source]
+
+
 def test_a_file_of_another_source_or_jinja_is_not_run(kept_templates, tmp_path):
     _call(MACRO, "greet", "a")
     (cached,) = tmp_path.glob("__crm_dbt_jinja_*.cache")

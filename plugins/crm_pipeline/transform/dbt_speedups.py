@@ -1,7 +1,7 @@
 """Four of dbt's costs, taken out of this process's dbt (applied before each dbt call).
 
 A build of the tests' small sample spends most of its time in dbt's Python, not in
-the warehouse, and a third of that went to two things nobody sees:
+the warehouse, and much of that went to things nobody sees:
 
 * **Log events nobody reads.** dbt makes a log event for every statement it runs
   (the SQL, its status, the connection, the commit), most of them at debug level:
@@ -23,8 +23,9 @@ the warehouse, and a third of that went to two things nobody sees:
   own bytecode cache (a directory of this user's under the temp dir, each file
   written atomically), keyed by the template's source and everything of the
   environment that shapes the code: its class and code generator, extensions,
-  delimiters and whitespace settings, the template's name and file name, and the
-  jinja and Python versions (jinja's cache checks the last two). Nothing is kept
+  delimiters and whitespace settings, its filters and tests and what each is
+  passed, the template's name and file name, and the jinja and Python versions
+  (jinja's cache checks the last two). Nothing is kept
   when dbt's macro debugging is on (it needs the source in the line cache), for a
   raw compile, or without a private temp directory.
 * **A whole stack inspected per flag.** Each adapter dbt registers makes its
@@ -35,7 +36,7 @@ the warehouse, and a third of that went to two things nobody sees:
   frame's module is the one its globals name when that module's file is the
   frame's; any other frame is asked of `inspect.getmodule` as before.
 
-These replace functions inside dbt-common and agate, so they are applied only
+These replace functions inside dbt-common, agate and jinja2, so they are applied only
 with the versions they were checked against (requirements.lock); with any other,
 dbt runs as it comes, only slower (docs/testing.md has the figures).
 tests/plugins/test_dbt_speedups.py holds each to what it replaces.
@@ -178,8 +179,59 @@ def _empty_table() -> None:
     _replace(agate_helper, "empty_table", empty_table)
 
 
+def _callable_shape(f) -> tuple:
+    """How the compiled code calls a filter, test or finalize function: what jinja passes it first."""
+    from jinja2.utils import _PassArg
+
+    return (getattr(f, "__module__", None), getattr(f, "__qualname__", None), repr(_PassArg.from_obj(f)))
+
+
+_environment_keys: dict[tuple, str] = {}  # the same environment settings, met again: their key
+
+
 def _environment_key(env, name, filename, defer_init) -> str:
-    """What of a jinja environment and a call shapes the compiled code (not the source: jinja's checksum)."""
+    """What of a jinja environment and a call shapes the compiled code (not the source: jinja's checksum).
+
+    The lexer's delimiters and whitespace rules, the extensions, the code generator, and what the code
+    generator reads of the environment: sandboxing, async, finalize, and each filter's and test's
+    name and what it is passed (a filter taking the context is called with it; an unknown one fails).
+    Worked out once per distinct settings (dbt's environments repeat theirs): the same objects, in the
+    same order, give the same key."""
+    met = (
+        type(env),
+        env.code_generator_class,
+        tuple(map(type, env.extensions.values())),
+        tuple(env.filters.items()),
+        tuple(env.tests.items()),
+        env.finalize,
+        env.autoescape,
+        env.optimized,
+        env.is_async,
+        env.block_start_string,
+        env.block_end_string,
+        env.variable_start_string,
+        env.variable_end_string,
+        env.comment_start_string,
+        env.comment_end_string,
+        env.line_statement_prefix,
+        env.line_comment_prefix,
+        env.trim_blocks,
+        env.lstrip_blocks,
+        env.newline_sequence,
+        env.keep_trailing_newline,
+        name,
+        filename,
+        defer_init,
+    )
+    key = _environment_keys.get(met)
+    if key is None:
+        if len(_environment_keys) >= MEMORY_CACHE_SIZE:
+            _environment_keys.clear()
+        key = _environment_keys[met] = _environment_shape_key(env, name, filename, defer_init)
+    return key
+
+
+def _environment_shape_key(env, name, filename, defer_init) -> str:
     import jinja2
 
     shape = (
@@ -202,8 +254,13 @@ def _environment_key(env, name, filename, defer_init) -> str:
         env.keep_trailing_newline,
         env.optimized,
         env.is_async,
-        env.finalize is not None,
+        None if env.finalize is None else _callable_shape(env.finalize),
         repr(env.autoescape),
+        getattr(env, "sandboxed", False),
+        sorted(getattr(env, "intercepted_binops", ())),
+        sorted(getattr(env, "intercepted_unops", ())),
+        sorted((k, _callable_shape(f)) for k, f in env.filters.items()),
+        sorted((k, _callable_shape(f)) for k, f in env.tests.items()),
         name,
         filename,
         defer_init,
