@@ -187,6 +187,29 @@ def _callable_shape(f) -> tuple:
 
 
 _environment_keys: dict[tuple, str] = {}  # the same environment settings, met again: their key
+# The environment's settings that are plain values (the lexer's delimiters and whitespace rules, and what the
+# code generator reads): in both the key of settings met again and the key itself.
+PLAIN_SETTINGS = (
+    "block_start_string",
+    "block_end_string",
+    "variable_start_string",
+    "variable_end_string",
+    "comment_start_string",
+    "comment_end_string",
+    "line_statement_prefix",
+    "line_comment_prefix",
+    "trim_blocks",
+    "lstrip_blocks",
+    "newline_sequence",
+    "keep_trailing_newline",
+    "optimized",
+    "is_async",
+    "sandboxed",
+)
+
+
+def _plain_settings(env) -> tuple:
+    return tuple(getattr(env, name, None) for name in PLAIN_SETTINGS)
 
 
 def _environment_key(env, name, filename, defer_init) -> str:
@@ -205,20 +228,9 @@ def _environment_key(env, name, filename, defer_init) -> str:
         tuple(env.tests.items()),
         env.finalize,
         env.autoescape,
-        env.optimized,
-        env.is_async,
-        env.block_start_string,
-        env.block_end_string,
-        env.variable_start_string,
-        env.variable_end_string,
-        env.comment_start_string,
-        env.comment_end_string,
-        env.line_statement_prefix,
-        env.line_comment_prefix,
-        env.trim_blocks,
-        env.lstrip_blocks,
-        env.newline_sequence,
-        env.keep_trailing_newline,
+        getattr(env, "intercepted_binops", None),
+        getattr(env, "intercepted_unops", None),
+        *_plain_settings(env),
         name,
         filename,
         defer_init,
@@ -240,23 +252,9 @@ def _environment_shape_key(env, name, filename, defer_init) -> str:
         env.code_generator_class.__module__,
         env.code_generator_class.__qualname__,
         sorted(env.extensions),
-        env.block_start_string,
-        env.block_end_string,
-        env.variable_start_string,
-        env.variable_end_string,
-        env.comment_start_string,
-        env.comment_end_string,
-        env.line_statement_prefix,
-        env.line_comment_prefix,
-        env.trim_blocks,
-        env.lstrip_blocks,
-        env.newline_sequence,
-        env.keep_trailing_newline,
-        env.optimized,
-        env.is_async,
+        *_plain_settings(env),
         None if env.finalize is None else _callable_shape(env.finalize),
         repr(env.autoescape),
-        getattr(env, "sandboxed", False),
         sorted(getattr(env, "intercepted_binops", ())),
         sorted(getattr(env, "intercepted_unops", ())),
         sorted((k, _callable_shape(f)) for k, f in env.filters.items()),
