@@ -257,18 +257,34 @@ def test_drill_2_a_mart_model_failing_mid_build_publishes_nothing(reference, dri
     assert len(published) == len(MARTS) and {n for _, n in published} == {1}
 
 
-def test_drill_3_a_transient_database_error_is_retried_without_duplicates(reference, drill, airflow_db):
-    env = {**drill["env"], "CRM_TASK_RETRIES": "2", "CRM_RETRY_DELAY_SECONDS": "1"}
-    # This test process's metadata DB: its tests run one at a time, so what starts from now on is this drill's.
-    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    # The third batch's bulk insert raises the engine's connection error after writing its rows.
-    proc = run_driver(env, CRM_DRILL_TRANSIENT_AT_APPEND="3")
-    assert proc.returncode == 0, _out(proc)
-    assert snapshot(drill["url"]) == reference["snapshot"]
+@pytest.fixture(scope="module")
+def troubled(reference, tmp_path_factory, airflow_db):
+    """Drills 3 and 7 share one run, each asserting its own claim on it: a fresh warehouse over the reference's
+    landing files, loaded with the machine in another time zone (and, on PostgreSQL, the database's sessions
+    in a third) while a load's bulk insert raises the engine's connection error once. Either fault alone
+    must already end equal to the reference; together they must too."""
+    tmp = tmp_path_factory.mktemp(f"troubled-{reference['engine']}")
+    with copy_of_run(reference["landing"], reference["url"], tmp, reference["engine"]) as (landing, url):
+        env = pipeline_env({"landing": landing, "url": url, "tmp": tmp}, airflow_db)
+        env |= {"TZ": "America/Los_Angeles", "CRM_TASK_RETRIES": "2", "CRM_RETRY_DELAY_SECONDS": "1"}
+        if reference["engine"] == "postgres":  # a database whose sessions default to another zone
+            with Warehouse.from_url(url) as wh:
+                wh.execute(f"alter database {url.rsplit('/', 1)[1]} set timezone to 'America/New_York'")
+        # This test process's metadata DB: its tests run one at a time, so what starts in the window is this run's.
+        started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The third batch's bulk insert raises the engine's connection error after writing its rows.
+        proc = run_driver(env, CRM_DRILL_TRANSIENT_AT_APPEND="3")
+        ended = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        yield {"proc": proc, "url": url, "window": (started, ended), "snapshot": snapshot(url)}
+
+
+def test_drill_3_a_transient_database_error_is_retried_without_duplicates(reference, troubled, airflow_db):
+    assert troubled["proc"].returncode == 0, _out(troubled["proc"])
+    assert troubled["snapshot"] == reference["snapshot"]
     with sqlite3.connect(airflow_db / "airflow.db") as meta:
         retried = meta.execute(
-            "select task_id, try_number, state from task_instance where try_number > 1 and start_date >= ?",
-            (started,),
+            "select task_id, try_number, state from task_instance where try_number > 1 and start_date between ? and ?",
+            troubled["window"],
         ).fetchall()
     assert retried == [("load_files", 2, "success")]
 
@@ -320,16 +336,11 @@ def _key(customer_id: str) -> str:
     return hashlib.sha256(f"{SECRET}:customer:{customer_id}".encode()).hexdigest()[:32]
 
 
-def test_drill_7_the_machine_and_session_time_zones_change_nothing(reference, drill):
-    env = {**drill["env"], "TZ": "America/Los_Angeles"}  # this machine's clock (and DuckDB's default zone)
-    if reference["engine"] == "postgres":  # a database whose sessions default to another zone
-        name = drill["url"].rsplit("/", 1)[1]
-        with Warehouse.from_url(drill["url"]) as wh:
-            wh.execute(f"alter database {name} set timezone to 'America/New_York'")
-    proc = run_main(env, END)
-    assert proc.returncode == 0, _out(proc)
-    assert snapshot(drill["url"]) == reference["snapshot"]
-    with Warehouse.from_url(drill["url"]) as wh:
+def test_drill_7_the_machine_and_session_time_zones_change_nothing(reference, troubled):
+    # The machine's clock (and DuckDB's default zone) in America/Los_Angeles; PostgreSQL's sessions in New York.
+    assert troubled["proc"].returncode == 0, _out(troubled["proc"])
+    assert troubled["snapshot"] == reference["snapshot"]
+    with Warehouse.from_url(troubled["url"]) as wh:
         recency = dict(
             wh.fetchall(
                 "select customer_key, recency_days from marts.fct_customer_rfm where customer_key in (%s, %s, %s)",
