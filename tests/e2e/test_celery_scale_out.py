@@ -77,8 +77,10 @@ def _env(tmp_path, metadata_db: str, warehouse_url: str, port: int, redis_db: in
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
         # The scheduler's pause when a loop found nothing to do (1 s by default): the pace from one task's
-        # end to the next one's queueing, some 40 times in this test.
-        AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.2",
+        # end to the next one's queueing, some 40 times in this test. Each loop costs CPU (its queries, and
+        # PostgreSQL's): at 0.2 s the test used 152 s of CPU (both cores' busy time), at 0.5 s 127 s, in
+        # about the same wall time (101-115 s, alone on the machine).
+        AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         PYTHONPATH=f"{REPO / 'plugins'}:{REPO / 'dags'}",
         CRM_LANDING_DIR=str(tmp_path / "landing"),
