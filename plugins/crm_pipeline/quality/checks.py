@@ -134,7 +134,10 @@ def _keep_data_docs_templates_compiled() -> None:
 def _context(report_dir: Path):
     import great_expectations as gx
 
+    from crm_pipeline.quality import gx_speedups
+
     _keep_data_docs_templates_compiled()
+    gx_speedups.apply()
     warnings.filterwarnings("ignore", module="great_expectations")
     ctx = gx.get_context(mode="ephemeral")
     try:
