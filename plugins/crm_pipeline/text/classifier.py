@@ -21,7 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from crm_pipeline.text.lexicon import CATEGORIES, Lexicon, normalise, script_counts
@@ -93,6 +93,11 @@ class Model:
 
     def ngram_logit(self, feats: set[str]) -> float:
         return sum(map(self.weights.get, feats, itertools.repeat(0.0, len(feats))))
+
+    @cached_property
+    def strongly_negative(self) -> dict[str, float]:
+        """The n-grams worth at least NGRAM_CUE_MIN towards negative: the only candidates for a verdict's cues."""
+        return {f: w for f, w in self.weights.items() if w <= -NGRAM_CUE_MIN}
 
 
 @dataclass(frozen=True)
@@ -223,12 +228,14 @@ class Classifier:
 
     def ngram_cues(self, grams: tuple[set[str], set[str]], limit: int = NGRAM_CUES) -> list[str]:
         """The n-grams that pushed a text furthest towards negative, as cues: "ngram:<n-gram>", strongest
-        first, those worth at least NGRAM_CUE_MIN in log-odds (a bigram inside a longer one is kept too)."""
+        first, those worth at least NGRAM_CUE_MIN in log-odds (a bigram inside a longer one is kept too).
+        Only each model's n-grams weighing that much are looked at (the Chinese and English n-grams
+        never share a string: CJK characters against Latin words)."""
         weights: dict[str, float] = {}
         for model, features in zip((self.models["zh"], self.models["en"]), grams, strict=True):
-            get = model.weights.get
-            weights.update((f, get(f, 0.0)) for f in features)
-        strongest = sorted((w, f) for f, w in weights.items() if w <= -NGRAM_CUE_MIN)[:limit]
+            strong = model.strongly_negative
+            weights.update((f, strong[f]) for f in features if f in strong)
+        strongest = sorted((w, f) for f, w in weights.items())[:limit]
         return [f"ngram:{f}" for _, f in strongest]
 
     def score(self, text: str) -> Verdict:

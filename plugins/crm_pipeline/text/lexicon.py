@@ -107,6 +107,7 @@ class Lexicon:
         self._match_ascii = self._alternation([w for w in matchable if not _is_word(w) and w.isascii()])
         self._en_phrases = {w for w in matchable if _is_word(w)}
         self._en_span = max((w.count(" ") + 1 for w in self._en_phrases), default=1)
+        self._en_first = {w.split(" ")[0] for w in self._en_phrases if " " in w}  # where a phrase may start
         # Topic words only name a category: they are found in a pass of their own, so a topic word never
         # hides a sentiment cue inside it (太慢 around 慢) or an English word's valence (broken).
         # A cue that is both is handled with the sentiment cues, as before.
@@ -219,13 +220,20 @@ class Lexicon:
 
     def _scan_words(self, words: list[str], hit: LexiconHit) -> None:
         i, n = 0, len(words)
+        phrases, first, valences = self._en_phrases, self._en_first, self.valences
         while i < n:
-            matched = None
-            for span in range(min(self._en_span, n - i), 0, -1):
-                phrase = " ".join(words[i : i + span]) if span > 1 else words[i]
-                if phrase in self._en_phrases:
-                    matched = (phrase, span)
-                    break
+            word, matched = words[i], None
+            if word in first:  # only then can a phrase of two words or more start here
+                for span in range(min(self._en_span, n - i), 1, -1):
+                    if (phrase := " ".join(words[i : i + span])) in phrases:
+                        matched = (phrase, span)
+                        break
+            if matched is None and word in phrases:
+                matched = (word, 1)
+            valence = None if matched is not None else valences.get(word)
+            if matched is None and valence is None:  # nothing here: no need to look at the words before
+                i += 1
+                continue
             prev = words[max(0, i - 3) : i]
             negated = any(w in self._negation_en or w.endswith("n't") for w in prev)
             factor = self._degree_en.get(prev[-1]) if prev else None
@@ -234,15 +242,13 @@ class Lexicon:
                 self._add(hit, self.scored.get(phrase), self.topics.get(phrase), negated, factor)
                 i += span
                 continue
-            valence = self.valences.get(words[i])
-            if valence is not None:
-                contribution = 0.6 * valence
-                label = words[i]
-                if negated:
-                    contribution, label = -0.5 * contribution, "not " + label
-                if factor is not None:
-                    contribution *= factor
-                hit.score += contribution
-                if abs(valence) >= 1.5:
-                    hit.cues.append(label)
+            contribution = 0.6 * valence
+            label = word
+            if negated:
+                contribution, label = -0.5 * contribution, "not " + label
+            if factor is not None:
+                contribution *= factor
+            hit.score += contribution
+            if abs(valence) >= 1.5:
+                hit.cues.append(label)
             i += 1

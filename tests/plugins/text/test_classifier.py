@@ -265,3 +265,83 @@ def test_what_is_not_a_complaint_stays_so_beside_the_hard_cues(clf):
         "the update went fine, nothing bricked",
     ):
         assert not clf.score(text).is_negative, text
+
+
+def _scan_words_as_written_first(lex: Lexicon, words: list[str]) -> tuple[float, list[str], dict]:
+    """The English word scan as it was first written (every span tried at every word, the words before
+    each word read whether or not a cue is there): what the faster scan must still give."""
+    from crm_pipeline.text.lexicon import LexiconHit
+
+    hit, i, n = LexiconHit(), 0, len(words)
+    while i < n:
+        matched = None
+        for span in range(min(lex._en_span, n - i), 0, -1):
+            phrase = " ".join(words[i : i + span]) if span > 1 else words[i]
+            if phrase in lex._en_phrases:
+                matched = (phrase, span)
+                break
+        prev = words[max(0, i - 3) : i]
+        negated = any(w in lex._negation_en or w.endswith("n't") for w in prev)
+        factor = lex._degree_en.get(prev[-1]) if prev else None
+        if matched is not None:
+            lex._add(hit, lex.scored.get(matched[0]), lex.topics.get(matched[0]), negated, factor)
+            i += matched[1]
+            continue
+        valence = lex.valences.get(words[i])
+        if valence is not None:
+            contribution, label = 0.6 * valence, words[i]
+            if negated:
+                contribution, label = -0.5 * contribution, "not " + label
+            if factor is not None:
+                contribution *= factor
+            hit.score += contribution
+            if abs(valence) >= 1.5:
+                hit.cues.append(label)
+        i += 1
+    return hit.score, hit.cues, hit.categories
+
+
+def test_the_english_word_scan_gives_what_it_gave_when_first_written():
+    """Random word sequences drawn from every kind of English cue (phrases, their first words alone,
+    negators, degree words, valence words) and plain words: cue for cue and score for score."""
+    import random
+
+    from crm_pipeline.text.lexicon import LexiconHit
+
+    lex = Lexicon()
+    phrases = sorted(p for p in lex._en_phrases if " " in p)
+    pool = (
+        [w for p in phrases for w in p.split(" ")]
+        + sorted(lex._negation_en)
+        + sorted(lex._degree_en)
+        + sorted(w for w, v in lex.valences.items() if abs(v) >= 1.5)[:300]
+        + ["the", "phone", "isn't", "was", "it", "and"]
+    )
+    assert len(phrases) > 10 and lex._negation_en and lex._degree_en
+    rng = random.Random(7)
+    matched_phrases = 0
+    for _ in range(3000):
+        words = [rng.choice(pool) for _ in range(rng.randint(1, 12))]
+        if rng.random() < 0.5:  # a whole phrase somewhere in it
+            at = rng.randint(0, len(words))
+            words[at:at] = rng.choice(phrases).split(" ")
+        hit = LexiconHit()
+        lex._scan_words(words, hit)
+        assert (hit.score, hit.cues, hit.categories) == _scan_words_as_written_first(lex, words), words
+        matched_phrases += any(" " in c for c in hit.cues)
+    assert matched_phrases > 500
+
+
+def test_the_n_gram_cues_are_the_texts_strongest_negative_n_grams_as_first_worked_out(clf):
+    """Cues from each model's strongly negative n-grams only: the same as looking up every n-gram."""
+    from crm_pipeline.text.classifier import NGRAM_CUE_MIN, en_features, zh_features
+
+    texts = ["送餐速度实在太慢了", "质量太差，客服态度也不好", "the zen has no stop button.", "太差了 the worst ever"]
+    for text in texts:
+        norm, _ = normalise(text)
+        grams = (set(zh_features(norm)), set(en_features(norm)))
+        weights = {}
+        for model, features in zip((clf.models["zh"], clf.models["en"]), grams, strict=True):
+            weights.update((f, model.weights.get(f, 0.0)) for f in features)
+        expected = [f"ngram:{f}" for _, f in sorted((w, f) for f, w in weights.items() if w <= -NGRAM_CUE_MIN)[:3]]
+        assert clf.ngram_cues(grams) == expected and expected, text
