@@ -284,7 +284,7 @@ def test_other_versions_get_dbt_as_it_comes(monkeypatch):
     try:
         assert dbt_speedups.versions_checked()  # the lock's versions: what the suite runs with
         for other in ({"dbt-common": "0.0.1"}, {"agate": "1.9.1", "no-such-package-here": "1.0"}):
-            monkeypatch.setattr(dbt_speedups, "CHECKED", other)
+            monkeypatch.setattr(dbt_speedups._REPLACEMENTS, "checked", other)
             assert not dbt_speedups.apply()
             assert (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile) == original
             assert "pb_msg" in _sql_query().__dict__  # parsed when made, as dbt does

@@ -87,7 +87,7 @@ def test_an_unknown_key_warns_and_gives_the_default_as_gx_does(gx_as_it_comes, c
 def test_another_gx_version_is_left_as_it_comes(gx_as_it_comes, monkeypatch):
     from great_expectations.expectations.expectation import Expectation
 
-    monkeypatch.setitem(gx_speedups.CHECKED, "great-expectations", "0.0.1")
+    monkeypatch.setattr(gx_speedups._REPLACEMENTS, "checked", {"great-expectations": "0.0.1"})
     own = Expectation._get_success_kwargs
     assert gx_speedups.apply() is False
     assert Expectation._get_success_kwargs is own

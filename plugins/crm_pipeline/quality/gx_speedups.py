@@ -16,52 +16,33 @@ it comes.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import threading
+
+from crm_pipeline.replacements import Replacements
 
 CHECKED = {"great-expectations": "1.24.1"}
 
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
-_originals: dict[str, object] = {}
-
-
-def versions_checked() -> bool:
-    try:
-        return all(importlib.metadata.version(name) == version for name, version in CHECKED.items())
-    except importlib.metadata.PackageNotFoundError:
-        return False
+_REPLACEMENTS = Replacements(CHECKED)
+versions_checked = _REPLACEMENTS.versions_checked
+undo = _REPLACEMENTS.undo  # GX as it comes again (for tests)
 
 
 def apply() -> bool:
     """Put the replacements in place (once per process); False, and nothing replaced, on another version."""
+    return _REPLACEMENTS.apply(_install)
+
+
+def _install() -> None:
     from great_expectations.expectations.expectation import Expectation
 
-    with _lock:
-        if _originals:
-            return True
-        if not versions_checked():
-            return False
-        for name, new in (
-            ("_get_domain_kwargs", _domain_kwargs),
-            ("_get_success_kwargs", _success_kwargs),
-            ("_get_success_kwarg", _success_kwarg),
-            ("_get_runtime_kwargs", _runtime_kwargs),
-        ):
-            _originals[name] = vars(Expectation)[name]
-            setattr(Expectation, name, new)
-        return True
-
-
-def undo() -> None:
-    """GX as it comes again (for tests)."""
-    from great_expectations.expectations.expectation import Expectation
-
-    with _lock:
-        for name, original in _originals.items():
-            setattr(Expectation, name, original)
-        _originals.clear()
+    for name, new in (
+        ("_get_domain_kwargs", _domain_kwargs),
+        ("_get_success_kwargs", _success_kwargs),
+        ("_get_success_kwarg", _success_kwarg),
+        ("_get_runtime_kwargs", _runtime_kwargs),
+    ):
+        _REPLACEMENTS.replace(Expectation, name, new)
 
 
 def _domain_kwargs(self) -> dict:

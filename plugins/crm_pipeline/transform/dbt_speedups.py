@@ -45,20 +45,23 @@ tests/plugins/test_dbt_speedups.py holds each to what it replaces.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import inspect
 import os
 import sys
 import threading
 
+from crm_pipeline.replacements import Replacements
+
 CHECKED = {"dbt-common": "1.39.0", "agate": "1.9.1", "jinja2": "3.1.6"}
 CODE_CACHE_PATTERN = "__crm_dbt_jinja_%s.cache"  # beside jinja's own files in its cache directory
 MEMORY_CACHE_SIZE = 4096  # compiled templates kept in a process (a project holds about 600)
 
-_lock = threading.Lock()
 _parsing = threading.RLock()  # re-entered: a field that does not parse fires a warning event, parsed too
-_originals: list[tuple[object, str, object]] = []
-_INHERITED = object()  # what undo() finds for a name the owner did not define itself: it deletes the replacement
+_REPLACEMENTS = Replacements(CHECKED)
+_replace = _REPLACEMENTS.replace
+versions_checked = _REPLACEMENTS.versions_checked
+applied = _REPLACEMENTS.applied
+undo = _REPLACEMENTS.undo  # dbt as it comes again (for tests)
 
 
 def ignores_debug(callback):
@@ -67,47 +70,17 @@ def ignores_debug(callback):
     return callback
 
 
-def versions_checked() -> bool:
-    """Whether the installed packages are the versions these replacements were checked against."""
-    try:
-        return all(importlib.metadata.version(name) == version for name, version in CHECKED.items())
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-def applied() -> bool:
-    return bool(_originals)
-
-
 def apply() -> bool:
     """Put the replacements in place (once per process); False, and nothing replaced, on other versions."""
-    with _lock:
-        if _originals:
-            return True
-        if not versions_checked():
-            return False
-        _lazy_events()
-        _debug_events_skipped()
-        _empty_table()
-        _compiled_templates_kept()
-        _flag_source_without_source_lines()
-        return True
+    return _REPLACEMENTS.apply(_install)
 
 
-def undo() -> None:
-    """dbt as it comes again (for tests)."""
-    with _lock:
-        while _originals:
-            owner, name, original = _originals.pop()
-            if original is _INHERITED:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
-
-
-def _replace(owner, name: str, new) -> None:
-    _originals.append((owner, name, vars(owner).get(name, _INHERITED)))
-    setattr(owner, name, new)
+def _install() -> None:
+    _lazy_events()
+    _debug_events_skipped()
+    _empty_table()
+    _compiled_templates_kept()
+    _flag_source_without_source_lines()
 
 
 def _lazy_events() -> None:
