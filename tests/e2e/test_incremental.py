@@ -206,8 +206,8 @@ def run_day(
     if not build:
         return None
     if full_refresh:  # in the pipeline's two halves, around the lifetime-value fit
-        build = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-        pipeline.build_in_halves(build, day)
+        command = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
+        pipeline.build_in_halves(command, day)
         return None
     return pipeline.build_marts(day, f"test-{day}")
 
