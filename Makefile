@@ -19,7 +19,7 @@ help:
 	@echo "make test-fast  unit tests and dbt unit tests: no services, no end-to-end runs"
 	@echo "make test    the whole test suite (DuckDB, PostgreSQL and MariaDB), two processes [PYTEST_WORKERS=0: one]"
 	@echo "make lint    ruff and sqlfluff"
-	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] the benchmark; prints a table"
+	@echo "make bench   [SCALE=S|M|L] [PG=postgresql://.../crm_bench_m] [SKIP_BASELINE=1] [ORDERS_ONLY=1] the benchmark; prints a table"
 	@echo "make eval-text [TEXT_DATA=../shared/data] the classifier on every corpus's held-out part, beside SnowNLP/VADER"
 	@echo "make docs    dbt's documentation site (every model and column, lineage) as one page: data/docs/index.html"
 	@echo "make bi      [BI_PORT=8088] Apache Superset on 127.0.0.1 with the four dashboards, reading the marts"
@@ -74,7 +74,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix plugins dags tests
 
 bench: setup
-	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S) $(if $(PG),--postgres $(PG)) $(if $(SKIP_BASELINE),--skip-baseline)
+	$(PY) -m crm_pipeline.bench --scale $(or $(SCALE),S) $(if $(PG),--postgres $(PG)) $(if $(SKIP_BASELINE),--skip-baseline) $(if $(ORDERS_ONLY),--orders-only)
 
 # Re-resolve the pinned stack (needs the package index): the tools' lock first, then the runtime lock
 # constrained by it, so the Airflow image (requirements.lock) and the dev venv pin the same versions.
