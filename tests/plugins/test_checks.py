@@ -143,6 +143,35 @@ def test_a_validation_reads_only_the_columns_its_suites_name():
     assert checks.suite_columns("marts.fct_activity_rhythm") == []  # a row count reads no column
 
 
+def test_a_raw_batch_is_read_with_only_the_columns_its_suites_name(crm_env):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from crm_pipeline.load.loader import load_landing
+    from crm_pipeline.load.warehouse import Warehouse
+    from crm_pipeline.quality.gate import raw_targets
+
+    (crm_env["landing"] / "chat_messages").mkdir()
+    (crm_env["landing"] / "chat_messages" / "chat.csv").write_text(
+        "msg_id,group_id,sender_id,sent_at,msg_type,content\n"
+        f"M1,G1,S1,2026-11-22 10:00:00,text,{'很长的一段话' * 500}\n"
+        "M2,G1,S2,2026-11-22 10:01:00,text,好的\n",
+        encoding="utf-8",
+    )
+    day = dt.date(2026, 11, 22)
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        batches = [r.as_dict() for r in load_landing(wh, "chat_messages", crm_env["landing"], day, ZoneInfo("UTC"))]
+        raw, audit = raw_targets(wh, batches, day)
+    # By hand from the chat_messages spec and raw_suites' rules: the required ids, the key (unique), the
+    # event time (latest, freshness), the two enums. Not content, names, unionid or the reply's id.
+    expected = ["msg_id", "group_id", "sender_id", "sent_at", "msg_type", "action"]
+    assert (raw.relation, audit.relation) == ("raw.chat_messages", "audit.load_batches")
+    if raw.dataframe is not None:  # DuckDB: the frame GX validates
+        assert list(raw.dataframe.columns) == expected and list(raw.dataframe["msg_id"]) == ["M1", "M2"]
+    else:  # PostgreSQL: the query GX validates in the database
+        assert raw.query.startswith('select "msg_id", "group_id", "sender_id", "sent_at", "msg_type", "action" from')
+
+
 def test_raw_suites_are_generated_from_the_load_specs():
     from crm_pipeline.load.specs import SPECS
     from crm_pipeline.quality.raw_suites import GATED

@@ -83,7 +83,10 @@ def raw_targets(wh: Warehouse, batches: list[dict], as_of: dt.date) -> list[Targ
             **_row_bounds(history, 0.1, 10.0),
         }
         if b.get("loaded_rows"):
-            data = _frame_or_query(wh, f"select * from raw.{entity} where _batch_id = %s", (batch_id,))
+            # Only the columns the suites name (a row count needs none): not a chat message's or a post's
+            # text, which the loader has already held to its field's rules.
+            columns = ", ".join(f'"{c}"' for c in suite_columns(f"raw.{entity}")) or "1 as counted"
+            data = _frame_or_query(wh, f"select {columns} from raw.{entity} where _batch_id = %s", (batch_id,))
             targets.append(Target(f"raw.{entity}", batch_id=batch_id, parameters=params, **data))
         profile = _frame_or_query(
             wh,
