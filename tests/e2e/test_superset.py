@@ -109,17 +109,21 @@ def _bi_venv() -> None:
         subprocess.run(["make", "bi-setup"], cwd=REPO, check=True, capture_output=True)
 
 
-def _initialised_home(home: Path) -> tuple[Path, str]:
+def _initialised_home(home: Path, wait: bool = True) -> tuple[Path, str] | None:
     """A Superset home with its metadata initialised (`init`: db upgrade, roles, the admin; 13-16 s of a
     core), copied from one made once per test session; the first process to need it makes it (and, in
-    a fresh clone, the BI virtualenv) under a lock, the other waits for it.
+    a fresh clone, the BI virtualenv) under a lock, the other waits for it, or with wait=False returns
+    None at once (it has other work to do meanwhile).
     Returns the home and the admin's password (made by the first, kept in the home)."""
     import fcntl
     import shutil
 
     template = SESSION_DIR / "superset-home"
     with (SESSION_DIR / "superset-home.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
         _bi_venv()
         if not (template / "initialised").exists():
             shutil.rmtree(template, ignore_errors=True)
@@ -136,12 +140,15 @@ def bi(request, tmp_path_factory, airflow_db):
     generate(tmp / "landing", tmp / "truth", customers=150, seed=3, end_date=END)
     role, password = f"crm_bi_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     bi_env = {"CRM_BI_ROLE": role, "CRM_BI_PASSWORD": password}
+    # Superset's home first, unless the other test process is making it: then the pipeline's run first
+    # (waiting for its `init` would leave this process's core idle).
+    ready = _initialised_home(tmp / "superset", wait=False)
     with new_warehouse(engine, tmp) as url:
         proc = run_main(pipeline_env({"landing": tmp / "landing", "url": url, "tmp": tmp}, airflow_db) | bi_env, END)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         with mock.patch.dict(os.environ, bi_env):
             uri, extra = superset.database_connection(url)
-        home, password = _initialised_home(tmp / "superset")
+        home, password = ready or _initialised_home(tmp / "superset")
         app = superset.Superset(home=home, port=superset.free_port(), password=password)
         try:
             app.start(log=tmp / "superset.log")
