@@ -6,6 +6,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
 from crm_pipeline.quality import checks
 from crm_pipeline.quality.checks import Target, validate
@@ -78,6 +79,65 @@ def test_targets_of_one_relation_each_get_their_own_results(tmp_path, monkeypatc
         ("b3", "expect_column_values_to_be_between"),
     }
     assert len(validation.results) == 6 and {r.severity for r in validation.results} == {"critical"}
+
+
+def test_one_validation_of_every_batchs_audit_gives_each_the_result_its_own_gives(tmp_path, monkeypatch):
+    """The load audit of a gate's batches is one frame, a row per batch, validated once: each batch's results
+    are held to those of validating its row alone (GX's own, as before), field by field."""
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    columns = ("batch_id", "extracted_rows", "accounted_rows", "quarantined_share")
+    rows = [
+        ("a1", 10, 10, 0.1),
+        ("b2", 0, 0, None),  # an empty file: no share to judge
+        ("c3", 5, 4, 0.0),  # a row lost
+        ("d4", 4, 4, 0.5),  # half quarantined
+        ("e5", 100, 90, 0.3),  # both
+        ("f6", 20, 20, 0.2),  # at the bound
+    ]
+    frame = pd.DataFrame(rows, columns=columns).astype({"quarantined_share": "float64"})
+    labels = {row[0]: f"audit.load_batches[{entity}]" for row, entity in zip(rows, "ooiicr", strict=True)}
+    combined = validate([Target("audit.load_batches", dataframe=frame, per_batch="batch_id", batches=labels)], RUN)
+    pages = list((tmp_path / "reports" / RUN.isoformat()).glob("validations/**/*.html"))
+    assert len(pages) == 1  # one page for the six batches' audit
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "alone"))
+    alone = validate(
+        [
+            Target("audit.load_batches", dataframe=frame.iloc[[i]].reset_index(drop=True), batch_id=b, label=labels[b])
+            for i, b in enumerate(labels)
+        ],
+        RUN,
+    )
+
+    def key(r):
+        return (r.batch_id, r.expectation)
+
+    assert len(combined.results) == 12
+    assert sorted(map(vars, combined.results), key=lambda v: (v["batch_id"], v["expectation"])) == sorted(
+        map(vars, alone.results), key=lambda v: (v["batch_id"], v["expectation"])
+    )
+    # By hand: c3 and e5 lose rows; d4 and e5 quarantine more than 0.2; b2's share is missing, not failing.
+    pair, share = "expect_column_pair_values_to_be_equal", "expect_column_values_to_be_between"
+    assert {key(r) for r in combined.results if not r.success} == {
+        ("c3", pair),
+        ("d4", share),
+        ("e5", pair),
+        ("e5", share),
+    }
+    assert {r.relation for r in combined.results if r.batch_id == "c3"} == {"audit.load_batches[i]"}
+
+
+def test_per_batch_results_need_row_level_expectations(tmp_path, monkeypatch):
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    _suite(
+        suites, "marts.alpha", "warning", {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}
+    )
+    monkeypatch.setattr(checks, "EXPECTATIONS_DIR", suites)
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    frame = pd.DataFrame({"batch_id": ["a1", "b2"]})
+    target = Target("marts.alpha", dataframe=frame, per_batch="batch_id", batches={"a1": "x", "b2": "y"})
+    with pytest.raises(ValueError, match="row-level expectations"):  # a row count of two batches is neither's
+        validate([target], RUN)
 
 
 def test_a_validation_counts_failing_rows_without_finding_them(tmp_path, monkeypatch):
