@@ -9,7 +9,8 @@ alerts.
 
 GX runs in an ephemeral context built per validation run (no GX project on
 disk). DuckDB data is validated as a pandas batch (GX's SQLAlchemy path is
-broken on DuckDB); PostgreSQL data is validated in SQL, by a query asset.
+broken on DuckDB); PostgreSQL data is validated in SQL, by a query asset (the
+load audit's few numbers per batch are a DataFrame on both engines).
 Each run writes GX Data Docs under the reports dir (`CRM_REPORTS_DIR`,
 default `data/reports/<run date>/`). Results keep counts and observed
 summaries only: no unexpected values are kept, so no row content reaches the
@@ -249,34 +250,40 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
         )
         if target.per_batch:
             out.results += _per_batch_results(target, specs, result.results)
-            continue
-        for r in result.results:
-            cfg = r.expectation_config
-            severity = getattr(cfg.severity, "value", cfg.severity)
-            kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
-            raised = (r.exception_info or {}).get("raised_exception", False)
-            observed = _observed(r.result or {})
-            if raised:
-                observed = json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
-            out.results.append(
-                CheckResult(
-                    suite=specs[severity]["name"],
-                    relation=target.label or target.relation,
-                    expectation=cfg.type,
-                    severity=severity,
-                    success=bool(r.success),
-                    observed=observed,
-                    expected=json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
-                    element_count=(r.result or {}).get("element_count"),
-                    unexpected_count=(r.result or {}).get("unexpected_count"),
-                    batch_id=target.batch_id,
-                )
-            )
+        else:
+            out.results += [_check_result(r, target, specs) for r in result.results]
     if out.results:
         # Once, from the context's stores, for every target validated above (a build per
         # target would render the whole site again each time).
         ctx.build_data_docs(site_names=["crm"])
     return out
+
+
+def _check_result(r, target: Target, specs: dict, **per_batch) -> CheckResult:
+    """One GX result as audit.check_results keeps it; `per_batch` gives what one batch's row of it says."""
+    cfg = r.expectation_config
+    severity = getattr(cfg.severity, "value", cfg.severity)
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+    fields = {
+        "suite": specs[severity]["name"],
+        "relation": target.label or target.relation,
+        "expectation": cfg.type,
+        "severity": severity,
+        "success": bool(r.success),
+        "observed": _error(r) or _observed(r.result or {}),
+        "expected": json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
+        "element_count": (r.result or {}).get("element_count"),
+        "unexpected_count": (r.result or {}).get("unexpected_count"),
+        "batch_id": target.batch_id,
+    }
+    return CheckResult(**(fields | per_batch))
+
+
+def _error(r) -> str | None:
+    """The observed value of an expectation that raised instead of deciding, else None."""
+    if not (r.exception_info or {}).get("raised_exception", False):
+        return None
+    return json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
 
 
 # Expectations decided row by row: a row's verdict is the verdict a validation of that row alone gives.
@@ -298,34 +305,26 @@ def _per_batch_results(target: Target, specs: dict, results) -> list[CheckResult
     A row the expectation ignores (a null value; for a pair, both null) is that batch's missing value:
     success, no unexpected percentage. A failing row is 100% unexpected; the others 0%.
     """
-    frame = target.dataframe
     out = []
     for r in results:
-        cfg = r.expectation_config
-        severity = getattr(cfg.severity, "value", cfg.severity)
-        kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
-        raised = (r.exception_info or {}).get("raised_exception", False)
+        error = _error(r)
         failed = {row[target.per_batch] for row in (r.result or {}).get("unexpected_index_list") or []}
-        columns = [cfg.kwargs[k] for k in ("column", "column_A", "column_B") if k in cfg.kwargs]
-        for row in frame.itertuples(index=False):
+        kwargs = r.expectation_config.kwargs
+        columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+        for row in target.dataframe.itertuples(index=False):
             batch_id = getattr(row, target.per_batch)
             missing = all(_null(getattr(row, c)) for c in columns)
-            if raised:
-                observed = json.dumps({"error": str((r.exception_info or {}).get("exception_message"))[:300]})
-            else:
-                percent = None if missing else 100.0 if batch_id in failed else 0.0
-                observed = json.dumps({"unexpected_percent": percent, "missing_count": int(missing)})
+            percent = None if missing else 100.0 if batch_id in failed else 0.0
             out.append(
-                CheckResult(
-                    suite=specs[severity]["name"],
+                _check_result(
+                    r,
+                    target,
+                    specs,
                     relation=target.batches.get(batch_id, target.relation),
-                    expectation=cfg.type,
-                    severity=severity,
-                    success=not raised and batch_id not in failed,
-                    observed=observed,
-                    expected=json.dumps(_jsonable(_resolve(kwargs, target.parameters)), ensure_ascii=False),
-                    element_count=None if raised else 1,
-                    unexpected_count=None if raised else int(batch_id in failed),
+                    success=error is None and batch_id not in failed,
+                    observed=error or json.dumps({"unexpected_percent": percent, "missing_count": int(missing)}),
+                    element_count=None if error else 1,
+                    unexpected_count=None if error else int(batch_id in failed),
                     batch_id=batch_id,
                 )
             )
