@@ -91,3 +91,46 @@ def test_another_gx_version_is_left_as_it_comes(gx_as_it_comes, monkeypatch):
     own = Expectation._get_success_kwargs
     assert gx_speedups.apply() is False
     assert Expectation._get_success_kwargs is own
+
+
+def _validate_twice_counting_the_variables_store(tmp_path, monkeypatch) -> tuple[list, dict]:
+    """validate() of two targets, the second failing; what the results say, and how the context's variables
+    store (GX's DataContextStore, an ephemeral context's only one) was used."""
+    import datetime as dt
+
+    import pandas as pd
+    from great_expectations.data_context.store.data_context_store import DataContextStore
+
+    from crm_pipeline.quality.checks import Target, validate
+
+    calls = {"set": 0, "read": 0}
+    for name in ("set", "get", "has_key", "list_keys", "get_all", "remove_key"):
+        original = getattr(DataContextStore, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            calls["set" if _name == "set" else "read"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DataContextStore, name, spy)
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path))
+    columns = ["batch_id", "extracted_rows", "accounted_rows", "quarantined_share"]
+    good = pd.DataFrame([("b1", 10, 10, 0.0)], columns=columns)
+    bad = pd.DataFrame([("b2", 10, 9, 0.5)], columns=columns)
+    validation = validate(
+        [Target("audit.load_batches", dataframe=good, batch_id="b1"), Target("marts.fct_customer_rfm", dataframe=bad)],
+        dt.date(2026, 11, 22),
+    )
+    pages = sorted(str(p.relative_to(tmp_path)).split("/")[:4] for p in tmp_path.glob("**/validations/**/*.html"))
+    return [vars(r) for r in validation.results] + pages, calls
+
+
+def test_an_ephemeral_context_writes_its_config_nowhere_and_validates_as_gx_does(gx_as_it_comes, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(gx_speedups, "apply", lambda: False)  # validate() as GX comes
+        own, own_calls = _validate_twice_counting_the_variables_store(tmp_path / "own", m)
+    # GX wrote its config to the store for each suite, data source, definition and site added, and read none.
+    assert own_calls["set"] >= 3 and own_calls["read"] == 0, own_calls
+    assert gx_speedups.apply()
+    faster, calls = _validate_twice_counting_the_variables_store(tmp_path / "faster", monkeypatch)
+    assert calls == {"set": 0, "read": 0}
+    assert faster == own and len(own) > 4  # the results, then the report's pages
