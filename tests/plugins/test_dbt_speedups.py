@@ -3,7 +3,7 @@
 Each test runs with the replacements in place (`speedups`) and, where it says what is
 saved, fails with dbt as it comes: an event parsed when made, a debug event fired and
 formatted for a log that drops it, a type tester for an empty table, a template compiled
-by every environment dbt makes.
+by every environment dbt makes, a macro generator constructed one call at a time.
 """
 
 from __future__ import annotations
@@ -272,6 +272,13 @@ def test_a_behaviour_flag_names_the_module_that_made_it_without_reading_the_stac
             dbt_speedups.apply()
 
 
+def _filing() -> tuple:
+    from dbt.context.macros import MacroNamespaceBuilder
+    from dbt.context.manifest import ManifestContext
+
+    return MacroNamespaceBuilder.build_namespace, ManifestContext.to_dict
+
+
 def test_other_versions_get_dbt_as_it_comes(monkeypatch):
     from dbt_common.clients import agate_helper
     from dbt_common.clients.jinja import MacroFuzzEnvironment
@@ -280,15 +287,102 @@ def test_other_versions_get_dbt_as_it_comes(monkeypatch):
     was = dbt_speedups.applied()
     dbt_speedups.undo()
     assert "compile" not in vars(MacroFuzzEnvironment)  # jinja's own, inherited, after undo
-    original = (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile)
+    original = (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile, _filing())
     try:
         assert dbt_speedups.versions_checked()  # the lock's versions: what the suite runs with
         for other in ({"dbt-common": "0.0.1"}, {"agate": "1.9.1", "no-such-package-here": "1.0"}):
             monkeypatch.setattr(dbt_speedups._REPLACEMENTS, "checked", other)
             assert not dbt_speedups.apply()
-            assert (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile) == original
+            assert (EventManager.fire_event, agate_helper.empty_table, MacroFuzzEnvironment.compile, _filing()) == (
+                original
+            )
             assert "pb_msg" in _sql_query().__dict__  # parsed when made, as dbt does
     finally:
         monkeypatch.undo()
+        if was:
+            dbt_speedups.apply()
+
+
+def _macros() -> dict:
+    """Macros by package as a manifest gives them: the root project, a package, an adapter's and dbt's own,
+    with names that clash across them (the namespace's levels decide which one a name means)."""
+    from types import SimpleNamespace
+
+    def macro(package: str, name: str):
+        return SimpleNamespace(name=name, package_name=package, unique_id=f"macro.{package}.{name}")
+
+    names = {
+        "crm_warehouse": ["ref", "account_node", "generate_schema_name", "safe_divide"],
+        "dbt_utils": ["safe_divide", "star", "generate_schema_name"],
+        "dbt_duckdb": ["duckdb__create_table_as", "ref", "star"],
+        "dbt": ["ref", "star", "run_query", "duckdb__create_table_as", "dbt_utils"],
+    }
+    return {package: {n: macro(package, n) for n in macros} for package, macros in names.items()}
+
+
+def _described(value, bound: dict):
+    """A namespace's entry as plain data: a generator by its class and every attribute (whether its context,
+    node and stack are the builder's own), a package by its entries."""
+    if isinstance(value, dict):
+        return {k: _described(v, bound) for k, v in value.items()}
+    if not hasattr(value, "__dict__"):
+        return value
+    return (type(value).__name__, {k: (v is bound[k] if k in bound else v) for k, v in vars(value).items()})
+
+
+def _namespaces(search: str) -> tuple[dict, dict]:
+    """A node's namespace (the node in package `search`) as dbt files it, flattened as its context gets it."""
+    from types import SimpleNamespace
+
+    from dbt.clients.jinja import MacroStack
+    from dbt.context.macros import MacroNamespaceBuilder
+    from dbt.context.manifest import ManifestContext
+
+    context, node, stack = {}, SimpleNamespace(unique_id="model.crm_warehouse.x"), MacroStack()
+    builder = MacroNamespaceBuilder("crm_warehouse", search, stack, ["dbt_duckdb", "dbt"], node)
+    namespace = builder.build_namespace(_macros(), context)
+    manifest_context = object.__new__(ManifestContext)
+    manifest_context.namespace = namespace
+    flat = ManifestContext.to_dict(manifest_context)
+    bound = {"context": context, "node": node, "stack": stack}
+    levels = {
+        level: _described(getattr(namespace, level), bound)
+        for level in ("local_namespace", "global_namespace", "packages", "global_project_namespace")
+    }
+    return levels, _described(flat, bound)
+
+
+def test_every_nodes_macros_are_filed_and_flattened_as_dbt_does(monkeypatch):
+    from dbt.clients.jinja import MacroGenerator
+    from dbt.context.manifest import ManifestContext
+
+    # What ManifestContext's base puts in a context before the macros (its own, with a whole project).
+    monkeypatch.setattr(ManifestContext.__mro__[1], "to_dict", lambda self: {"ref": "the base's", "var": 1})
+    was = dbt_speedups.applied()
+    dbt_speedups.undo()
+    try:
+        as_dbt = {search: _namespaces(search) for search in ("crm_warehouse", "dbt_utils")}
+
+        # By hand: the node's own package first, then the root project, packages by name, dbt's, adapters' over dbt's.
+        def package(flat: dict, name: str) -> str:
+            return flat[name][1]["macro"].package_name
+
+        _, in_package = as_dbt["dbt_utils"]
+        assert [package(in_package, n) for n in ("safe_divide", "generate_schema_name", "star")] == ["dbt_utils"] * 3
+        assert package(in_package, "account_node") == "crm_warehouse" and package(in_package, "ref") == "crm_warehouse"
+        _, in_root = as_dbt["crm_warehouse"]
+        assert package(in_root, "safe_divide") == "crm_warehouse" and in_root["var"] == 1
+        assert package(in_root, "star") == package(in_root, "duckdb__create_table_as") == "dbt_duckdb"
+        assert package(in_root, "run_query") == "dbt"
+        assert set(in_root["dbt_utils"]) == set(_macros()["dbt_utils"])  # the package, not dbt's macro of its name
+        assert set(in_root["dbt"]) == set(_macros()["dbt"]) | set(_macros()["dbt_duckdb"])
+        assert dbt_speedups.apply()
+        constructed, construct = [], MacroGenerator.__init__
+        monkeypatch.setattr(MacroGenerator, "__init__", lambda self, *a: constructed.append(a) or construct(self, *a))
+        assert {search: _namespaces(search) for search in as_dbt} == as_dbt
+        assert constructed == []  # one loop, no constructor per macro
+    finally:
+        monkeypatch.undo()
+        dbt_speedups.undo()
         if was:
             dbt_speedups.apply()
