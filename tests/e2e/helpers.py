@@ -104,6 +104,11 @@ def _outputs(folder: Path) -> tuple[str, str]:
     )
 
 
+# Airflow's connections and variables in the environment: read from it when looked up, not at import (a
+# forked run has its own environment by then), so they need no new interpreter.
+LOOKED_UP = ("AIRFLOW_CONN_", "AIRFLOW_VAR_")
+
+
 def _airflow_settings(env: dict) -> dict:
     """What Airflow reads at import: its variables as a run would have them, and the import path."""
     from crm_pipeline.config import apply_airflow_env
@@ -111,7 +116,11 @@ def _airflow_settings(env: dict) -> dict:
     with mock.patch.dict(os.environ, env, clear=True):
         apply_airflow_env()
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-        return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW") or k == "PYTHONPATH"}
+        return {
+            k: v
+            for k, v in os.environ.items()
+            if (k.startswith("AIRFLOW") and not k.startswith(LOOKED_UP)) or k == "PYTHONPATH"
+        }
 
 
 class _Warm:

@@ -102,6 +102,22 @@ def test_other_airflow_settings_get_a_new_interpreter(script, tmp_path):
     assert _lines(proc)["parent"] == str(os.getpid())
 
 
+def test_a_connection_in_the_environment_is_the_runs_own_in_a_warm_run(tmp_path):
+    """Airflow reads AIRFLOW_CONN_* when a connection is looked up: a run that brings one is forked warm, and
+    finds it (tests/dags/test_forum_dag.py's runs bring the forum API's)."""
+    path = tmp_path / "connection.py"
+    path.write_text(
+        "import os\n"
+        "from airflow.models.connection import Connection\n"
+        "print('host', Connection.get_connection_from_secrets('crm_test_api').host)\n"
+        "print('parent', os.getppid())\n"
+    )
+    proc = run_python([str(path)], _env(AIRFLOW_CONN_CRM_TEST_API='{"conn_type": "http", "host": "api.example"}'))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _lines(proc)["host"] == "api.example"
+    assert _lines(proc)["parent"] != str(os.getpid())  # forked by the warm interpreter
+
+
 def test_a_run_past_its_timeout_is_killed(tmp_path):
     path = tmp_path / "sleep.py"
     path.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
