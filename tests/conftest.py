@@ -12,6 +12,42 @@ from pathlib import Path
 
 import pytest
 
+# The session's files on a RAM disk when the machine has one with room (a tmpfs /dev/shm): a run commits
+# hundreds of times (Airflow's SQLite metadata, the DuckDB warehouse, dbt's relations), and on a disk
+# each commit waits for its fsync. Nothing a test claims rests on a write reaching the disk (a killed
+# process's writes are the kernel's either way). CRM_TEST_TMPDIR names another directory, or "disk" for
+# the system's temp dir; a TMPDIR of the user's own is kept.
+RAM_DISK, RAM_DISK_ROOM = Path("/dev/shm"), 8 * 2**30
+
+
+def _is_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[1:3] == [str(path), "tmpfs"] for line in mounts if len(line.split()) > 2)
+
+
+def session_temp_dir(environ=os.environ) -> str | None:
+    """Where this session's temporary files go, when not the system's temp dir (None)."""
+    chosen = environ.get("CRM_TEST_TMPDIR")
+    if chosen == "disk" or (chosen is None and "TMPDIR" in environ):
+        return None
+    if chosen is None:
+        if not (_is_tmpfs(RAM_DISK) and os.access(RAM_DISK, os.W_OK)):
+            return None
+        room = os.statvfs(RAM_DISK)
+        if room.f_bavail * room.f_frsize < RAM_DISK_ROOM:
+            return None
+        chosen = str(RAM_DISK / f"crm-tests-{os.getuid()}")
+    os.makedirs(chosen, mode=0o700, exist_ok=True)
+    return chosen
+
+
+if (_TEMP := session_temp_dir()) is not None:  # before anything asks for a temp dir (pytest-xdist's workers
+    os.environ["TMPDIR"] = os.environ["CRM_TEST_TMPDIR"] = _TEMP  # inherit the choice, as does every process
+    tempfile.tempdir = None  # the tests start)
+
 # Airflow reads its home at import: give the test session its own, before
 # anything imports airflow.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="crm-airflow-"))
@@ -78,6 +114,9 @@ def pg_database(prefix: str = "crm_test", template: str | None = None):
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f"create database {name}" + (f' template "{template}"' if template else ""))
+        # A commit need not wait for its WAL to reach the disk (only a crash of the server could lose it):
+        # a run commits hundreds of times.
+        cur.execute(f"alter database {name} set synchronous_commit = off")
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
