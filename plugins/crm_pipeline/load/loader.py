@@ -228,6 +228,20 @@ def ensure_tables(wh: Warehouse, entities: Iterable[str] | None = None) -> None:
             spec = SPECS[entity]
             fields = [(f.name, f.type) for f in spec.fields] + LINEAGE
             wh.create_table(f"raw.{entity}", fields, known.get(f"raw.{entity}", []))
+        if wh.kind == "postgres":
+            _batch_indexes(wh, entities or SPECS)
+
+
+def _batch_indexes(wh: Warehouse, entities: Iterable[str]) -> None:
+    """PostgreSQL: each raw table indexed on `_batch_id`. The raw gate validates each new batch in the
+    database, every expectation a query over `where _batch_id = ...`: without it each one read the whole
+    table (M: 351 batches, 359 s of a 749 s build; five chat batches of 3.1 million rows 8.9 s -> 0.85 s).
+    DuckDB prunes a batch's rows by the zone maps of the blocks it wrote (no index there: inserts pay for one).
+    Made only where missing (`create index` would lock the table against a load writing it meanwhile)."""
+    have = {name for (name,) in wh.fetchall("select indexname from pg_indexes where schemaname = 'raw'")}
+    for entity in entities:
+        if f"{entity}__batch_id" not in have:
+            wh.execute(f"create index if not exists {entity}__batch_id on raw.{entity} (_batch_id)")
 
 
 def write_pseudonym_key(wh: Warehouse, secret: str) -> None:

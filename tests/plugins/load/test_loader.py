@@ -287,6 +287,25 @@ def test_a_later_file_is_loaded_later_however_long_each_takes_to_prepare(crm_env
     assert [t for _, t in loaded] == [lo for _, lo, _ in stamps]
 
 
+def test_postgres_raw_tables_are_indexed_on_their_batch_for_the_raw_gate(crm_env):
+    with Warehouse.from_url(crm_env["url"]) as wh:
+        ensure_tables(wh, ["orders", "chat_messages"])
+        ensure_tables(wh, ["orders"])  # again: nothing made twice
+        if wh.kind == "duckdb":
+            assert wh.fetchall("select index_name from duckdb_indexes() where schema_name = 'raw'") == []
+            return
+        indexes = wh.fetchall("select tablename, indexdef from pg_indexes where schemaname = 'raw' order by 1")
+        wh.execute("insert into raw.orders (order_id, _batch_id) select 'o' || i, 'b' || (i % 200) "
+                   "from generate_series(1, 20000) i")  # fmt: skip
+        wh.execute("analyze raw.orders")
+        plan = "\n".join(r[0] for r in wh.fetchall("explain select order_id from raw.orders where _batch_id = 'b7'"))
+    assert [(t, d.split(" USING ")[1]) for t, d in indexes] == [
+        ("chat_messages", "btree (_batch_id)"),
+        ("orders", "btree (_batch_id)"),
+    ]
+    assert "orders__batch_id" in plan  # one batch's rows found by the index, not by reading the table
+
+
 def test_tables_are_created_or_given_their_missing_columns_from_one_catalog_read(crm_env):
     with Warehouse.from_url(crm_env["url"]) as wh:
         ensure_tables(wh, ["orders"])
