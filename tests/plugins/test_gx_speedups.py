@@ -93,8 +93,8 @@ def test_another_gx_version_is_left_as_it_comes(gx_as_it_comes, monkeypatch):
     assert Expectation._get_success_kwargs is own
 
 
-def _validate_twice_counting_the_variables_store(tmp_path, monkeypatch) -> tuple[list, dict]:
-    """validate() of two targets, the second failing; what the results say, and how the context's variables
+def _validate_counting_the_variables_store(tmp_path, monkeypatch) -> tuple[list, dict]:
+    """One validate() of two targets, the second failing; what the results say, and how the context's variables
     store (GX's DataContextStore, an ephemeral context's only one) was used."""
     import datetime as dt
 
@@ -127,10 +127,10 @@ def _validate_twice_counting_the_variables_store(tmp_path, monkeypatch) -> tuple
 def test_an_ephemeral_context_writes_its_config_nowhere_and_validates_as_gx_does(gx_as_it_comes, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(gx_speedups, "apply", lambda: False)  # validate() as GX comes
-        own, own_calls = _validate_twice_counting_the_variables_store(tmp_path / "own", m)
+        own, own_calls = _validate_counting_the_variables_store(tmp_path / "own", m)
     # GX wrote its config to the store for each suite, data source, definition and site added, and read none.
     assert own_calls["set"] >= 3 and own_calls["read"] == 0, own_calls
     assert gx_speedups.apply()
-    faster, calls = _validate_twice_counting_the_variables_store(tmp_path / "faster", monkeypatch)
+    faster, calls = _validate_counting_the_variables_store(tmp_path / "faster", monkeypatch)
     assert calls == {"set": 0, "read": 0}
     assert faster == own and len(own) > 4  # the results, then the report's pages
