@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,54 @@ def defined_unit_tests() -> set[str]:
         for path in (REPO / "dbt_project" / "models").rglob("*.yml")
         for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
     }
+
+
+def costly_touchpoint_joins(url: str, day) -> tuple[list[str], list[str]]:
+    """Join conditions in the warehouse's plan of int_feedback__touchpoints (a full refresh) that call
+    lower() or regexp_replace() where it costs: (every condition found, the costly ones).
+
+    Costly: in a nested loop's condition, which runs once for every pair of rows compared; or on a
+    feedback text in any join, which runs for every text (3.5 million at M) when a few need it.
+
+    The model is compiled by dbt (its tables must exist, empty or not) and explained by the engine
+    itself: PostgreSQL's planner folds a subquery's expressions into the join above it, so the
+    model's text alone does not say where a function runs.
+    """
+    import json
+
+    from crm_pipeline.load.warehouse import Warehouse, parse_url
+    from crm_pipeline.transform.dbt import artifacts_dir, run_dbt
+
+    run_dbt(["compile", "--select", "int_feedback__touchpoints", "--full-refresh"], day, url=url)
+    model = "models/intermediate/feedback/int_feedback__touchpoints.sql"  # not a unit test's compiled copy
+    compiled = next((artifacts_dir(parse_url(url)) / "target" / "compiled").glob(f"*/{model}"))
+    sql = compiled.read_text(encoding="utf-8")
+    with Warehouse.from_url(url) as wh:
+        if wh.kind == "postgres":
+            plan = wh.fetchone(f"explain (verbose, format json) {sql}")[0]
+        else:
+            plan = wh.fetchall(f"explain (format json) {sql}")[0][1]
+    found: list[tuple[bool, str]] = []  # (a nested loop's, condition)
+
+    def walk(node) -> None:
+        if isinstance(node, list):
+            for n in node:
+                walk(n)
+        elif isinstance(node, dict):
+            info = node.get("extra_info") if isinstance(node.get("extra_info"), dict) else node
+            kind = str(node.get("name") or node.get("Node Type") or "")
+            if "JOIN" in kind.upper() or kind == "Nested Loop":
+                looped = "NL_JOIN" in kind or "NESTED_LOOP" in kind or kind == "Nested Loop"
+                for key in ("Condition", "Conditions", "Join Filter", "Hash Cond", "Merge Cond"):
+                    value = info.get(key)
+                    found.extend((looped, v) for v in (value if isinstance(value, list) else [value] if value else []))
+            for value in node.values():
+                walk(value)
+
+    walk(json.loads(plan) if isinstance(plan, str) else plan)
+    on_text = re.compile(r"(lower|regexp_replace)\(+[^)]*feedback_text")
+    costly = [c for looped, c in found if (looped and re.search(r"(lower|regexp_replace)\(", c)) or on_text.search(c)]
+    return [c for _, c in found], costly
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import SECRET, defined_unit_tests
+from conftest import SECRET, costly_touchpoint_joins, defined_unit_tests
 from crm_pipeline.load.warehouse import parse_url
 from crm_pipeline.transform.dbt import artifacts_dir, run_dbt
 
@@ -31,6 +31,11 @@ def test_every_dbt_unit_test_passes_on_duckdb(monkeypatch, tmp_path):
     defined = defined_unit_tests()
     assert len(defined) > 10 and passed == defined, sorted(defined ^ passed)
     _every_mart_column_is_described(url)
+    # The touchpoints' costly text functions run once per row that needs them (tests/e2e/test_pipeline.py
+    # holds PostgreSQL's plan to the same): the product match, the refund reasons' key.
+    conditions, costly = costly_touchpoint_joins(url, day)
+    assert any("strpos(" in c for c in conditions), conditions  # the product match is read
+    assert costly == []
 
 
 def _every_mart_column_is_described(url: str) -> None:
