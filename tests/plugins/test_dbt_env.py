@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from crm_pipeline.load.warehouse import parse_url
+from crm_pipeline.load import warehouse
+from crm_pipeline.load.warehouse import Warehouse, parse_url
 from crm_pipeline.transform import dbt
 
 
 def test_duckdb_memory_limit_is_80_percent_of_ram_at_most_6_gb_unless_set(monkeypatch, tmp_path):
     monkeypatch.delenv("CRM_DUCKDB_MEMORY_LIMIT", raising=False)
-    monkeypatch.setattr(dbt, "ram_bytes", lambda: 4 * 2**30)
+    monkeypatch.setattr(warehouse, "ram_bytes", lambda: 4 * 2**30)
     assert dbt.duckdb_memory_limit() == "3276MiB"  # 0.8 * 4096 MiB = 3276.8
-    monkeypatch.setattr(dbt, "ram_bytes", lambda: 24 * 2**30)
+    monkeypatch.setattr(warehouse, "ram_bytes", lambda: 24 * 2**30)
     assert dbt.duckdb_memory_limit() == "5722MiB"  # the cap: 6,000,000,000 / 1,048,576 = 5722.05
     env = dbt.dbt_env(parse_url(f"duckdb:///{tmp_path}/w.duckdb"))
     assert env["CRM_DUCKDB_MEMORY_LIMIT"] == "5722MiB"
@@ -20,6 +21,21 @@ def test_duckdb_memory_limit_is_80_percent_of_ram_at_most_6_gb_unless_set(monkey
     assert dbt.duckdb_memory_limit() == "5722MiB"
     monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "12GB")
     assert dbt.dbt_env(parse_url(f"duckdb:///{tmp_path}/w.duckdb"))["CRM_DUCKDB_MEMORY_LIMIT"] == "12GB"
+
+
+def test_the_warehouse_own_duckdb_connection_has_the_same_buffer_limit(monkeypatch, tmp_path):
+    """Not only dbt's: the load and the gates read and write through this connection (at scale L its
+    buffer, uncapped, grew to 8.7 GB). DuckDB's own default would be 80% of this machine's RAM."""
+    monkeypatch.delenv("CRM_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(warehouse, "ram_bytes", lambda: 64 * 2**30)  # the cap, not 80% of 64 GiB
+
+    def limit() -> str:
+        with Warehouse.from_url(f"duckdb:///{tmp_path}/w.duckdb") as wh:
+            return wh.fetchone("select current_setting('memory_limit')")[0]
+
+    assert limit() == "5.5 GiB"  # 5722 MiB, as DuckDB prints it
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "1GB")
+    assert limit() == "953.6 MiB"  # 10^9 bytes
 
 
 def test_dbt_sessions_on_postgresql_get_work_mem_and_keep_other_options(monkeypatch):

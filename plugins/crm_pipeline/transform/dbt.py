@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crm_pipeline.config import DBT_PROJECT_DIR, as_of_bounds_utc, settings
-from crm_pipeline.load.warehouse import WarehouseTarget, parse_url, writer_lock
+from crm_pipeline.load.warehouse import WarehouseTarget, duckdb_memory_limit, parse_url, writer_lock
 from crm_pipeline.transform import parse_cache
 
 # A build in two halves (pipeline.build_in_halves) keeps the first half's run_results.json under this
@@ -37,24 +37,6 @@ class DbtResult:
     returncode: int
     failures: list[str]
     output: str
-
-
-# DuckDB's buffer for dbt, unless CRM_DUCKDB_MEMORY_LIMIT says otherwise: 80% of RAM (DuckDB's own
-# default) but at most this, so a scale-L build stays under 8 GB on any machine (it spills beyond it).
-DUCKDB_MEMORY_CAP_BYTES = 6_000_000_000
-
-
-def ram_bytes() -> int:
-    """Physical memory of this machine."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def duckdb_memory_limit() -> str:
-    """CRM_DUCKDB_MEMORY_LIMIT when set, else the smaller of 80% of RAM and DUCKDB_MEMORY_CAP_BYTES."""
-    explicit = settings().duckdb_memory_limit
-    if explicit:
-        return explicit
-    return f"{min(int(0.8 * ram_bytes()), DUCKDB_MEMORY_CAP_BYTES) // 2**20}MiB"
 
 
 # PostgreSQL's sort and hash memory for dbt's sessions, unless CRM_PG_WORK_MEM says otherwise. The
