@@ -672,6 +672,17 @@ def write_docs(results_dir: Path, doc: Path) -> None:
     doc.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
+def describe_machine(pg_url: str | None = None) -> str:
+    """The machine and engine a run is on, as the results and docs name them."""
+    from crm_pipeline.load.warehouse import ram_bytes
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {ram_bytes() / 2**30:.0f} GB, {platform.system()}, "
+        f"Python {platform.python_version()}, "
+        + (_pg_version(pg_url) if pg_url else f"DuckDB {__import__('duckdb').__version__}")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="S", choices=sorted(SCALES))
@@ -773,14 +784,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({delta_rows:,} delta rows)"
         )
 
-    from crm_pipeline.transform.dbt import ram_bytes
-
-    memory_gb = ram_bytes() / 2**30
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, {memory_gb:.0f} GB, {platform.system()}, "
-        f"Python {platform.python_version()}, "
-        + (_pg_version(url) if args.postgres else f"DuckDB {__import__('duckdb').__version__}")
-    )
+    machine = describe_machine(url if args.postgres else None)
     control = (round(control_before, 3), round(speed_control(), 3))
     print(f"bench scale {args.scale} ({SCALES[args.scale]:,} customers) on {machine}")
     print(f"speed control: {control[0]:.2f} s before, {control[1]:.2f} s after")

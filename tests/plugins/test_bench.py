@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 
 from conftest import REPO, SECRET
-from crm_pipeline.bench import write_delta
+from crm_pipeline.bench import describe_machine, write_delta
 from crm_pipeline.bench_baseline import _read, rfm, run
 from crm_pipeline.sample.generate import generate
 from crm_pipeline.sources.files import read_records
@@ -396,3 +396,13 @@ def test_the_docs_show_where_the_time_goes_when_a_run_recorded_it(tmp_path):
         "| test `unique_a_id` | 0.2 | – |",
         "| seed `staff` | 0.1 | – |",
     ]
+
+
+def test_the_machine_is_described_with_its_cores_memory_and_engine():
+    """The last step of every run (written after its stages): it once imported a helper from where it had moved."""
+    import os
+
+    import duckdb
+
+    line = describe_machine()
+    assert f", {os.cpu_count()} cores, " in line and " GB, " in line and line.endswith(f"DuckDB {duckdb.__version__}")
