@@ -1,9 +1,11 @@
 """The check runner's report: one Data Docs page per target validated, all reachable from the index."""
 
 import datetime as dt
+import gc
 import html
 import json
 import re
+import weakref
 
 import pandas as pd
 import pytest
@@ -197,6 +199,37 @@ def test_mart_suites_check_only_what_dbt_does_not():
     assert len([n for n in kinds if n.endswith(".critical.json")]) >= 5
 
 
+def test_each_frame_is_read_when_its_validation_runs_and_released_after_it(tmp_path, monkeypatch):
+    """A gate of many batches holds one batch's rows at a time (L's raw gate held all 54 million rows'
+    frames before validating the first, 8.5 GB whatever DuckDB's memory cap)."""
+    monkeypatch.setenv("CRM_REPORTS_DIR", str(tmp_path / "reports"))
+    columns = ("batch_id", "extracted_rows", "accounted_rows", "quarantined_share")
+    rows = [("b1", 10, 10, 0.0), ("b2", 10, 9, 0.5), ("b3", 4, 4, 0.25)]
+    read, alive_at_read = [], []
+
+    def reader(row):
+        def read_frame():
+            gc.collect()
+            alive_at_read.append(sum(ref() is not None for ref in read))
+            frame = pd.DataFrame([row], columns=columns)
+            read.append(weakref.ref(frame))
+            return frame
+
+        return read_frame
+
+    validation = validate([Target("audit.load_batches", dataframe=reader(r), batch_id=r[0]) for r in rows], RUN)
+    gc.collect()
+    # Each frame read only when its turn came, none of the earlier ones still held, none kept after.
+    assert alive_at_read == [0, 0, 0] and len(read) == 3
+    assert [ref() for ref in read] == [None, None, None]
+    # The same verdicts as frames given whole (the test above, by hand).
+    assert {(r.batch_id, r.expectation) for r in validation.results if not r.success} == {
+        ("b2", "expect_column_pair_values_to_be_equal"),
+        ("b2", "expect_column_values_to_be_between"),
+        ("b3", "expect_column_values_to_be_between"),
+    }
+
+
 def test_a_validation_reads_only_the_columns_its_suites_name():
     # By hand from expectations/marts.fct_negative_feedback.*: PII patterns on three text columns, a row count.
     assert checks.suite_columns("marts.fct_negative_feedback") == ["cues", "severity_rules", "product_id"]
@@ -222,12 +255,14 @@ def test_a_raw_batch_is_read_with_only_the_columns_its_suites_name(crm_env):
     with Warehouse.from_url(crm_env["url"]) as wh:
         batches = [r.as_dict() for r in load_landing(wh, "chat_messages", crm_env["landing"], day, ZoneInfo("UTC"))]
         raw, audit = raw_targets(wh, batches, day)
+        # DuckDB: the frame GX validates, read when its validation runs (the warehouse still open).
+        frame = raw.dataframe() if raw.dataframe is not None else None
     # By hand from the chat_messages spec and raw_suites' rules: the required ids, the key (unique), the
     # event time (latest, freshness), the two enums. Not content, names, unionid or the reply's id.
     expected = ["msg_id", "group_id", "sender_id", "sent_at", "msg_type", "action"]
     assert (raw.relation, audit.relation) == ("raw.chat_messages", "audit.load_batches")
-    if raw.dataframe is not None:  # DuckDB: the frame GX validates
-        assert list(raw.dataframe.columns) == expected and list(raw.dataframe["msg_id"]) == ["M1", "M2"]
+    if frame is not None:
+        assert list(frame.columns) == expected and list(frame["msg_id"]) == ["M1", "M2"]
     else:  # PostgreSQL: the query GX validates in the database
         assert raw.query.startswith('select "msg_id", "group_id", "sender_id", "sent_at", "msg_type", "action" from')
 

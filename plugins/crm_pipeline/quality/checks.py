@@ -185,6 +185,8 @@ class Target:
     """One thing to validate: a relation's rows, as a DataFrame (DuckDB) or a SQL query (PostgreSQL)."""
 
     relation: str  # names the suites: <relation>.<severity>
+    # A DataFrame, or a function returning one: read when its validation runs and released after it, so
+    # a gate of many batches holds one batch's rows at a time, not all of them.
     dataframe: object | None = None
     query: str | None = None
     batch_id: str | None = None
@@ -227,11 +229,13 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
             suites[target.relation] = ctx.suites.add(
                 gx.ExpectationSuite(name=target.relation, expectations=expectations)
             )
+        frame = None
         if target.dataframe is not None:
             if frames is None:
                 frames = ctx.data_sources.add_pandas("frames").add_dataframe_asset("frames")
                 frames = frames.add_batch_definition_whole_dataframe("all")
-            key, batch_def, batch_parameters = (target.relation, "frames"), frames, {"dataframe": target.dataframe}
+            frame = target.dataframe() if callable(target.dataframe) else target.dataframe
+            key, batch_def, batch_parameters = (target.relation, "frames"), frames, {"dataframe": frame}
         else:
             sql_source = sql_source or ctx.data_sources.add_postgres("warehouse", connection_string=warehouse_url)
             batch_def = sql_source.add_query_asset(name, query=target.query).add_batch_definition_whole_table("all")
@@ -249,9 +253,14 @@ def validate(targets: list[Target], run_date: dt.date, warehouse_url: str | None
             run_id=RunIdentifier(run_name=name),  # each target its own page
         )
         if target.per_batch:
-            out.results += _per_batch_results(target, specs, result.results)
+            out.results += _per_batch_results(target, frame, specs, result.results)
         else:
             out.results += [_check_result(r, target, specs) for r in result.results]
+        if frame is not None:  # this target's rows go before the next one's are read (GX keeps its last batch)
+            cached = definitions[key].data.data_asset.datasource.get_execution_engine().batch_manager
+            cached.reset_batch_cache()
+            cached.batch_data_cache.clear()
+        batch_parameters = frame = result = None
     if out.results:
         # Once, from the context's stores, for every target validated above (a build per
         # target would render the whole site again each time).
@@ -298,7 +307,7 @@ def _per_batch_format(target: Target, specs: dict) -> dict:
             "return_unexpected_index_query": False}  # fmt: skip
 
 
-def _per_batch_results(target: Target, specs: dict, results) -> list[CheckResult]:
+def _per_batch_results(target: Target, frame, specs: dict, results) -> list[CheckResult]:
     """Each batch's results from one validation of a frame with a row per batch: what validating its row
     alone gives (tests/plugins/test_checks.py holds the two to each other).
 
@@ -311,7 +320,7 @@ def _per_batch_results(target: Target, specs: dict, results) -> list[CheckResult
         failed = {row[target.per_batch] for row in (r.result or {}).get("unexpected_index_list") or []}
         kwargs = r.expectation_config.kwargs
         columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
-        for row in target.dataframe.itertuples(index=False):
+        for row in frame.itertuples(index=False):
             batch_id = getattr(row, target.per_batch)
             missing = all(_null(getattr(row, c)) for c in columns)
             percent = None if missing else 100.0 if batch_id in failed else 0.0

@@ -45,9 +45,10 @@ class QualityGateError(Exception):
 
 
 def _frame_or_query(wh: Warehouse, sql: str, params: tuple = ()) -> dict:
-    """DuckDB: a pandas DataFrame. PostgreSQL: the SQL itself, validated in the database."""
+    """DuckDB: a function reading the pandas DataFrame when its validation runs (not every target's rows
+    at once). PostgreSQL: the SQL itself, validated in the database."""
     if wh.kind == "duckdb":
-        return {"dataframe": wh.conn.execute(sql.replace("%s", "?"), list(params)).df()}
+        return {"dataframe": lambda: wh.conn.execute(sql.replace("%s", "?"), list(params)).df()}
     literal = sql
     for p in params:
         literal = literal.replace("%s", "'" + str(p).replace("'", "''") + "'", 1)
